@@ -1,0 +1,176 @@
+"""The ``ddvi`` command: fit, evaluate and plot models."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Denoising Diffusion Variational Inference: fit latent variable models with "
+                       "structured priors using diffusion posteriors.")
+
+DATASETS = ("mnist", "fashion-mnist")
+
+
+def load_dataset(name: str, data_dir: Path | None):
+    """((x_train, y_train), (x_test, y_test)) as uint8 images and int labels."""
+    from ddvi import data
+
+    if name == "mnist":
+        return data.load_mnist(root=data_dir)
+    if name == "fashion-mnist":
+        return data.load_fashion_mnist(root=data_dir)
+    raise typer.BadParameter(f"unknown dataset {name!r}; choose one of {DATASETS}")
+
+
+def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
+    if n is None or n >= len(x):
+        return x, y
+    idx = np.random.default_rng(seed).permutation(len(x))[:n]
+    return x[idx], y[idx]
+
+
+def _run_dir(out: Path | None, method: str, prior: str, dataset: str) -> Path:
+    if out is not None:
+        return out
+    return Path("runs") / f"{dataset}-{method}-{prior}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command()
+def fit(
+    method: str = typer.Option("ddvi", help="aevb | ddvi"),
+    prior: str = typer.Option("pinwheel", help="gaussian | mixture | pinwheel | swiss_roll | square"),
+    dataset: str = typer.Option("mnist", help="mnist | fashion-mnist"),
+    data_dir: Path | None = typer.Option(None, help="folder with the dataset's IDX files"),
+    epochs: int = typer.Option(10, min=1),
+    batch_size: int = typer.Option(128, min=1),
+    lr: float = typer.Option(1e-4),
+    sleep: str = typer.Option("full", help="DDVI sleep term: none | latent | full"),
+    timesteps: int = typer.Option(20, min=1, help="DDVI diffusion steps T"),
+    schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),
+    beta_reg: float | None = typer.Option(None, help="weight of L_reg (default: the paper's)"),
+    beta_diff: float = typer.Option(1.0, help="weight of the sleep term"),
+    warmup_steps: int = typer.Option(0, help="denoiser pre-training steps on prior samples"),
+    n_train: int | None = typer.Option(None, help="use a random subset of the training set"),
+    seed: int = typer.Option(0),
+    out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),
+    resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint"),
+    evaluate_after: bool = typer.Option(True, "--evaluate/--no-evaluate",
+                                        help="compute metrics and figures after training"),
+    mmd_samples: int = typer.Option(2000, help="samples per side for MMD"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Fit a model and write a run folder (model, history, metrics.json, figures).
+
+    Examples:
+
+      ddvi fit --method ddvi --prior pinwheel --epochs 5 --out runs/ddvi-pinwheel
+
+      ddvi fit --method aevb --prior square --n-train 10000 --epochs 2 -q
+
+      ddvi fit --out runs/ddvi-pinwheel --epochs 20 --resume
+    """
+    from ddvi.estimator import DDVI
+    from ddvi.report import evaluate as run_eval
+    from ddvi.report import write_figures, write_json
+
+    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
+    x_fit, y_fit = _subset(x_train, y_train, n_train, seed)
+    run = _run_dir(out, method, prior, dataset)
+    model = DDVI(method=method, prior=prior, epochs=epochs, batch_size=batch_size, lr=lr,
+                 sleep=sleep, timesteps=timesteps, schedule=schedule, beta_reg=beta_reg,
+                 beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
+                 run_dir=str(run))
+    start = time.perf_counter()
+    model.fit(x_fit, resume=resume)
+    train_seconds = time.perf_counter() - start
+    model.save(run / "model")
+    if evaluate_after:
+        m = run_eval(model, x_test, y_test, x_fit, y_fit, mmd_samples=mmd_samples, seed=seed,
+                     dataset=dataset)
+        m["train_seconds"] = train_seconds
+        m["n_train"] = int(len(x_fit))
+        write_json(m, run / "metrics.json")
+        write_figures(model, run, x_test, y_test, seed=seed)
+        _print_metrics(m)
+    typer.echo(f"run folder: {run}")
+
+
+def _print_metrics(m: dict) -> None:
+    keys = ["elbo", "elbo_per_pixel_rec", "mmd", "latent_nll", "knn_accuracy"]
+    parts = [f"{k}={m[k]:.4g}" for k in keys if isinstance(m.get(k), float)]
+    typer.echo(f"{m['method']} / {m['prior']}: " + "  ".join(parts))
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="run folder written by `ddvi fit`"),
+    dataset: str = typer.Option("mnist"),
+    data_dir: Path | None = typer.Option(None),
+    mmd_samples: int = typer.Option(10_000, help="samples per side for MMD (paper: 10 000)"),
+    elbo_samples: int = typer.Option(1, help="posterior samples per example for the ELBO"),
+    knn: bool = typer.Option(True, help="also compute kNN-20 accuracy (encodes the training set)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Compute the paper's metrics for a fitted run; writes RUN/metrics.json.
+
+    Examples:
+
+      ddvi evaluate runs/ddvi-pinwheel
+
+      ddvi evaluate runs/ddvi-pinwheel --mmd-samples 2000 --no-knn
+    """
+    from ddvi.report import evaluate as run_eval
+    from ddvi.report import write_json
+
+    model = _load(run)
+    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
+    m = run_eval(model, x_test, y_test, x_train if knn else None, y_train if knn else None,
+                 mmd_samples=mmd_samples, elbo_samples=elbo_samples, seed=seed, dataset=dataset)
+    write_json(m, run / "metrics.json")
+    _print_metrics(m)
+    typer.echo(f"wrote {run / 'metrics.json'}")
+
+
+@app.command()
+def plot(
+    run: Path = typer.Argument(..., help="run folder written by `ddvi fit`"),
+    dataset: str = typer.Option("mnist"),
+    data_dir: Path | None = typer.Option(None),
+    seed: int = typer.Option(0),
+) -> None:
+    """Draw latents.png (test latents by class beside prior samples), samples.png, history.png.
+
+    Example:
+
+      ddvi plot runs/ddvi-pinwheel
+    """
+    from ddvi.report import write_figures
+
+    model = _load(run)
+    _, (x_test, y_test) = load_dataset(dataset, data_dir)
+    for p in write_figures(model, run, x_test, y_test, seed=seed):
+        typer.echo(f"wrote {p}")
+
+
+def _load(run: Path):
+    from ddvi.estimator import DDVI
+
+    target = run / "model" if (run / "model").is_dir() else run
+    return DDVI.load(target)
+
+
+def main() -> None:
+    try:
+        app()
+    except (ValueError, FileNotFoundError, RuntimeError, NotImplementedError) as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Observation models p(x | z) given the decoder output, as log-densities in nats per example."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class Likelihood(nn.Module):
+    """Turns decoder outputs into log p(x | z) (summed over features), means and samples."""
+
+    name: str
+
+    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def mean(self, out: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def check_data(self, x: Tensor) -> None:
+        """Raise ValueError if ``x`` is outside the support of the model."""
+
+
+class Bernoulli(Likelihood):
+    """Independent Bernoulli pixels; the decoder outputs logits. Data must be binary."""
+
+    name = "bernoulli"
+
+    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+        return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+
+    def mean(self, out: Tensor) -> Tensor:
+        return torch.sigmoid(out)
+
+    def sample(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        u = torch.rand(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+        return (u < torch.sigmoid(out)).to(out.dtype)
+
+    def check_data(self, x: Tensor) -> None:
+        if not bool(((x == 0) | (x == 1)).all()):
+            raise ValueError("the bernoulli likelihood needs binary data (0/1); binarize it first "
+                             "(DDVI(binarize=True) does) or use likelihood='gaussian'")
+
+
+class Gaussian(Likelihood):
+    """N(x; mean(z), diag(sigma^2)) with one learned log-scale per feature."""
+
+    name = "gaussian"
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.log_scale = nn.Parameter(torch.zeros(dim))
+
+    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+        z = (x - out) * torch.exp(-self.log_scale)
+        return (-0.5 * z.pow(2) - self.log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def mean(self, out: Tensor) -> Tensor:
+        return out
+
+    def sample(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+        return out + noise * self.log_scale.exp()
+
+
+def get_likelihood(name: str, dim: int) -> Likelihood:
+    """The observation model called ``name`` for ``dim`` features."""
+    if name == "bernoulli":
+        return Bernoulli()
+    if name == "gaussian":
+        return Gaussian(dim)
+    raise ValueError(f"unknown likelihood {name!r}; choose one of {LIKELIHOODS}")

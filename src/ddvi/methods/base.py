@@ -1,0 +1,82 @@
+"""What every method shares: the generative model p(x, z), the ELBO, and the step interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ddvi.likelihoods import Likelihood
+from ddvi.posteriors.base import Posterior
+from ddvi.priors import Prior
+
+
+@dataclass
+class StepContext:
+    """Where training is: ``epoch`` counts from 0; ``generator`` drives all sampling."""
+
+    epoch: int
+    epochs: int
+    generator: torch.Generator | None = None
+
+
+def linear_warmup(weight: float, epoch: int, epochs: int, fraction: float) -> float:
+    """``weight`` ramped linearly from 0 over the first ``fraction`` of the epochs."""
+    ramp = int(fraction * epochs)
+    return weight if ramp <= 0 else weight * min(1.0, epoch / ramp)
+
+
+class Method(nn.Module):
+    """A latent variable model p(x|z)p(z) with a posterior family and its training objective.
+
+    Subclasses implement ``training_step``; everything that evaluates a fitted model lives here.
+    """
+
+    name: str = "method"
+    has_elbo: bool = True
+
+    def __init__(self, prior: Prior, likelihood: Likelihood, decoder: nn.Module,
+                 posterior: Posterior):
+        super().__init__()
+        self.prior, self.likelihood = prior, likelihood
+        self.decoder, self.posterior = decoder, posterior
+
+    # ---- groups of parameters: theta (generative model) and phi (inference) ---------------
+    def generative_parameters(self) -> list[nn.Parameter]:
+        return [*self.decoder.parameters(), *self.likelihood.parameters(),
+                *self.prior.parameters()]
+
+    def inference_parameters(self) -> list[nn.Parameter]:
+        return list(self.posterior.parameters())
+
+    def configure_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=lr)
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Per-example single-sample terms of the bound, in nats:
+        ``rec`` = log p(x|z), ``log_prior`` = log p(z), ``log_q`` (see Posterior), ``elbo``."""
+        z, log_q = self.posterior.rsample(x, generator)
+        rec = self.likelihood.log_prob(x, self.decoder(z))
+        log_prior = self.prior.log_prob(z)
+        return {"rec": rec, "log_prior": log_prior, "log_q": log_q,
+                "elbo": rec + log_prior - log_q}
+
+    def transform(self, x: Tensor) -> Tensor:
+        return self.posterior.summary(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Mean of p(x | z)."""
+        return self.likelihood.mean(self.decoder(z))
+
+    def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
+                      ctx: StepContext) -> dict[str, Tensor]:
+        """One update on batch ``x``; returns detached named loss terms, ``loss`` among them."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()

@@ -1,0 +1,103 @@
+"""DDVI: a diffusion posterior trained by the wake-sleep regularised ELBO (paper sections 3-4).
+
+Wake (every variant), on data x, over theta and phi:
+    L_rec + beta_reg * L_reg,   L_reg = E_q[log p(z) + sum_t log r(y_t | y_{t-1})] + H(q)
+estimated on-policy by backpropagating through the T reverse steps (eq. 5-6).
+
+Sleep, by ``sleep``:
+    "none"   unregularised DDVI: the Markovian ELBO alone (section 3.2).
+    "latent" simplified wake-sleep (appendix B): z ~ p(z), y ~ r(y|z); the unconditional denoiser
+             learns to recover z (noise-prediction loss), added to the wake loss in one step.
+    "full"   wake-sleep (section 3.4, algorithm 1): after the wake step, ``sleep_steps`` steps on phi
+             only with z ~ p(z), fantasy x ~ p(x|z): noise-prediction loss of the x-conditioned
+             denoiser plus KL(r(y_T|z) || q(y_T|x)), i.e. L_diff of eq. 9 up to step weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ddvi.methods.base import Method, StepContext
+from ddvi.posteriors.diffusion import DiffusionPosterior
+
+SLEEP_MODES = ("none", "latent", "full")
+
+
+class DDVI(Method):
+    name = "ddvi"
+    posterior: DiffusionPosterior
+
+    def __init__(self, *args, sleep: str = "full", beta_reg: float = 1.0, beta_diff: float = 1.0,
+                 sleep_steps: int = 1, fantasy: str = "sample", **kwargs):
+        super().__init__(*args, **kwargs)
+        if sleep not in SLEEP_MODES:
+            raise ValueError(f"unknown sleep mode {sleep!r}; choose one of {SLEEP_MODES}")
+        if fantasy not in ("sample", "mean"):
+            raise ValueError(f"fantasy must be 'sample' or 'mean', got {fantasy!r}")
+        if sleep == "latent" and self.posterior.context_dim:
+            raise ValueError("sleep='latent' fits an unconditional denoiser: use context_dim=0")
+        self.sleep, self.beta_reg, self.beta_diff = sleep, beta_reg, beta_diff
+        self.sleep_steps, self.fantasy = sleep_steps, fantasy
+
+    def wake_loss(self, x: Tensor, generator: torch.Generator | None) -> dict[str, Tensor]:
+        t = self.elbo_terms(x, generator)
+        reg = t["log_prior"] - t["log_q"]
+        return {"loss": -(t["rec"] + self.beta_reg * reg).mean(), "rec": t["rec"].mean(),
+                "reg": reg.mean(), "elbo": t["elbo"].mean()}
+
+    def latent_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
+        """Noise prediction on prior samples, unconditional denoiser (appendix B)."""
+        z, _ = self.prior.sample(n, generator)
+        return self.posterior.denoising_loss(z, None, generator).mean()
+
+    def full_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
+        """L_diff on (z, x) ~ p(x, z): depends on phi only (the fantasy x is detached)."""
+        with torch.no_grad():
+            z, _ = self.prior.sample(n, generator)
+            out = self.decoder(z)
+            x = self.likelihood.sample(out, generator) if self.fantasy == "sample" \
+                else self.likelihood.mean(out)
+        mean, std, context = self.posterior.encode(x)
+        denoise = self.posterior.denoising_loss(z, context, generator)
+        endpoint = self.posterior.schedule.prior_endpoint_kl(z, mean, std)
+        return (denoise + endpoint).mean()
+
+    def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
+                      ctx: StepContext) -> dict[str, Tensor]:
+        g = ctx.generator
+        terms = self.wake_loss(x, g)
+        loss = terms["loss"]
+        if self.sleep == "latent":
+            terms["sleep"] = self.latent_sleep_loss(x.shape[0], g)
+            loss = loss + self.beta_diff * terms["sleep"]
+        self._step(optimizer, loss)
+        if self.sleep == "full":
+            sleep_total = x.new_zeros(())
+            for _ in range(self.sleep_steps):
+                sleep = self.full_sleep_loss(x.shape[0], g)
+                self._step(optimizer, self.beta_diff * sleep)
+                sleep_total = sleep_total + sleep.detach()
+            terms["sleep"] = sleep_total / self.sleep_steps
+        terms["loss"] = loss
+        return {k: v.detach() for k, v in terms.items()}
+
+    def pretrain_denoiser(self, steps: int, batch_size: int, lr: float,
+                          generator: torch.Generator | None = None) -> list[float]:
+        """Optional warm-up (algorithm 1, line 1): fit the denoiser to prior samples alone.
+
+        A conditional denoiser sees a zero context, i.e. it starts as the unconditional one.
+        Returns the loss every 100 steps.
+        """
+        den = self.posterior.denoiser
+        opt = torch.optim.Adam(den.parameters(), lr=lr)
+        ctx_dim = self.posterior.context_dim
+        losses = []
+        for i in range(steps):
+            z, _ = self.prior.sample(batch_size, generator)
+            context = z.new_zeros(batch_size, ctx_dim) if ctx_dim else None
+            loss = self.posterior.denoising_loss(z, context, generator).mean()
+            self._step(opt, loss)
+            if i % 100 == 0:
+                losses.append(float(loss))
+        return losses

@@ -1,0 +1,80 @@
+"""Networks: MLPs, multi-head encoders, and the time-conditioned denoiser of appendix G."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:
+    """Linear -> LeakyReLU(0.2) [-> Dropout] per hidden width, then a linear output layer."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.LeakyReLU(0.2)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class Encoder(nn.Module):
+    """An MLP with named output heads, e.g. ``{"mean": 2, "scale": 2, "context": 10}``.
+
+    Example:
+        >>> enc = Encoder(784, [1000, 1000], {"mean": 2, "scale": 2})
+        >>> enc(torch.zeros(3, 784))["mean"].shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], heads: dict[str, int],
+                 dropout: float = 0.0):
+        super().__init__()
+        self.heads = dict(heads)
+        self.net = mlp(in_dim, hidden, sum(self.heads.values()), dropout)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        out = self.net(x).split(list(self.heads.values()), dim=-1)
+        return dict(zip(self.heads, out, strict=True))
+
+
+class TimeLinear(nn.Module):
+    """Linear layer plus a learned embedding of the step t added to its output."""
+
+    def __init__(self, in_dim: int, out_dim: int, timesteps: int):
+        super().__init__()
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.embed = nn.Embedding(timesteps, out_dim)
+        nn.init.normal_(self.embed.weight, std=0.1)
+
+    def forward(self, h: Tensor, t: Tensor | int) -> Tensor:
+        """``t`` in 1..T: an int (same step for the batch) or a (B,) tensor."""
+        e = self.embed.weight[t - 1]
+        return self.linear(h) + e
+
+
+class Denoiser(nn.Module):
+    """The reverse-diffusion noise predictor eps(y_t, t, context): a 5-layer time-conditioned MLP.
+
+    Appendix G: 128 hidden units, each hidden layer a time-conditioned linear layer. Conditioning
+    on x enters through ``context`` (concatenated to y_t); ``context_dim=0`` is unconditional.
+    With ``extra_out`` it returns ``dim + extra_out`` columns (e.g. a variance output after eps).
+    """
+
+    def __init__(self, dim: int = 2, timesteps: int = 20, hidden: int = 128, layers: int = 5,
+                 context_dim: int = 0, extra_out: int = 0):
+        super().__init__()
+        if layers < 2:
+            raise ValueError("the denoiser needs at least 2 layers")
+        self.dim, self.context_dim = dim, context_dim
+        widths = [dim + context_dim] + [hidden] * (layers - 1)
+        self.hidden = nn.ModuleList(TimeLinear(a, b, timesteps) for a, b in zip(widths, widths[1:]))
+        self.out = nn.Linear(hidden, dim + extra_out)
+
+    def forward(self, y: Tensor, t: Tensor | int, context: Tensor | None = None) -> Tensor:
+        h = y if context is None or self.context_dim == 0 else torch.cat([y, context], -1)
+        for layer in self.hidden:
+            h = torch.relu(layer(h, t))
+        return self.out(h)

@@ -1,0 +1,144 @@
+"""The trainer: one loop for every method, with history, safe checkpoints and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ddvi.checkpoint import (
+    flatten_optimizer,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_optimizer,
+)
+from ddvi.methods.base import Method, StepContext
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced NaN or inf."""
+
+
+class Trainer:
+    """Adam over mini-batches for ``epochs`` epochs.
+
+    ``run_dir`` (optional) receives ``history.csv``/``history.json`` every epoch and an atomic
+    ``checkpoint.safetensors`` every ``checkpoint_every`` epochs and at the end; ``fit(...,
+    resume=True)`` continues from it. NaN/inf is checked every ``check_every`` steps (one host
+    sync) and stops training with :class:`NonFiniteLossError`.
+    """
+
+    def __init__(self, method: Method, *, epochs: int, batch_size: int = 128, lr: float = 1e-4,
+                 seed: int = 0, run_dir: str | Path | None = None, checkpoint_every: int = 1,
+                 verbose: bool = True, config: dict[str, Any] | None = None,
+                 check_every: int = 50):
+        if epochs < 1 or batch_size < 1 or lr <= 0:
+            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        self.method, self.epochs, self.batch_size, self.lr = method, epochs, batch_size, lr
+        self.seed, self.verbose, self.config = seed, verbose, config or {}
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.checkpoint_every, self.check_every = checkpoint_every, check_every
+        self.optimizer = method.configure_optimizer(lr)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.history: list[dict[str, float]] = []
+        self.epoch = 0  # epochs completed
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.run_dir / CHECKPOINT if self.run_dir else None
+
+    def save(self, path: str | Path | None = None) -> None:
+        path = path or self.checkpoint_path
+        if path is None:
+            return
+        opt_tensors, opt_info = flatten_optimizer(self.optimizer)
+        tensors = {f"model.{k}": v for k, v in self.method.state_dict().items()}
+        tensors |= {f"optim.{k}": v for k, v in opt_tensors.items()}
+        tensors["rng.generator"] = self.generator.get_state()
+        meta = {"config": self.config, "epoch": self.epoch, "history": self.history,
+                "optimizer": opt_info, "trainer": {"epochs": self.epochs, "lr": self.lr,
+                                                   "batch_size": self.batch_size, "seed": self.seed}}
+        save_checkpoint(path, tensors, meta)
+
+    def restore(self, path: str | Path) -> None:
+        tensors, meta = load_checkpoint(path)
+        model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+        self.method.load_state_dict(model)
+        optim = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
+        unflatten_optimizer(self.optimizer, optim, meta["optimizer"])
+        self.generator.set_state(tensors["rng.generator"])
+        self.epoch, self.history = meta["epoch"], meta["history"]
+
+    # ---- loop -----------------------------------------------------------------------------
+    def fit(self, x: Tensor, resume: bool = False) -> list[dict[str, float]]:
+        """Train on the rows of ``x``; returns the per-epoch history."""
+        if x.ndim != 2 or x.shape[0] == 0:
+            raise ValueError(f"training data must be a non-empty 2-D tensor, got {tuple(x.shape)}")
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            self.restore(self.checkpoint_path)
+        n = x.shape[0]
+        per_epoch = math.ceil(n / self.batch_size)
+        self.method.train()
+        bar = tqdm(total=self.epochs * per_epoch, initial=self.epoch * per_epoch,
+                   disable=not self.verbose, unit="step", dynamic_ncols=True)
+        try:
+            while self.epoch < self.epochs:
+                self._run_epoch(x, per_epoch, bar)
+                self.epoch += 1
+                self._write_history()
+                if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
+                    self.save()
+        finally:
+            bar.close()
+            self.method.eval()
+        return self.history
+
+    def _run_epoch(self, x: Tensor, per_epoch: int, bar: tqdm) -> None:
+        start = time.perf_counter()
+        ctx = StepContext(self.epoch, self.epochs, self.generator)
+        perm = torch.randperm(x.shape[0], generator=self.generator)
+        sums: dict[str, Tensor] = {}
+        bar.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
+        for i in range(per_epoch):
+            batch = x[perm[i * self.batch_size:(i + 1) * self.batch_size]]
+            terms = self.method.training_step(batch, self.optimizer, ctx)
+            for k, v in terms.items():
+                sums[k] = sums[k] + v if k in sums else v.clone()
+            if (i + 1) % self.check_every == 0 or i + 1 == per_epoch:
+                self._check_finite(sums, i)
+                bar.set_postfix({k: f"{float(v) / (i + 1):.4g}" for k, v in sums.items()})
+            bar.update(1)
+        row = {"epoch": self.epoch + 1, "seconds": time.perf_counter() - start}
+        row |= {k: float(v) / per_epoch for k, v in sums.items()}
+        self.history.append(row)
+
+    def _check_finite(self, sums: dict[str, Tensor], step: int) -> None:
+        values = torch.stack(list(sums.values()))
+        if not bool(torch.isfinite(values).all()):
+            bad = [k for k, v in sums.items() if not torch.isfinite(v)]
+            where = f"epoch {self.epoch + 1}, by step {step + 1}"
+            last = (f"; the last good checkpoint is {self.checkpoint_path}"
+                    if self.checkpoint_path and self.checkpoint_path.exists() else "")
+            raise NonFiniteLossError(f"non-finite training loss terms {bad} in {where}{last}. "
+                                     "Try a lower learning rate or check the data.")
+
+    def _write_history(self) -> None:
+        if self.run_dir is None or not self.history:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+        keys = list(dict.fromkeys(k for row in self.history for k in row))
+        with open(self.run_dir / "history.csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(self.history)

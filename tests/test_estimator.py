@@ -1,0 +1,124 @@
+"""Estimator etiquette, persistence, resume and bad input."""
+
+import numpy as np
+import pytest
+import torch
+
+from ddvi import DDVI
+from ddvi.checkpoint import CheckpointError
+from ddvi.train import NonFiniteLossError, Trainer
+
+
+def data(n=96, d=12, seed=0):
+    return (np.random.default_rng(seed).random((n, d)) > 0.5).astype(np.float32)
+
+
+def small(**kw):
+    base = dict(hidden=(16,), epochs=2, batch_size=32, timesteps=4, denoiser_hidden=16,
+                verbose=False, lr=1e-3)
+    return DDVI(**{**base, **kw})
+
+
+@pytest.mark.parametrize("method,sleep", [("aevb", "full"), ("ddvi", "none"), ("ddvi", "latent"),
+                                          ("ddvi", "full")])
+def test_fit_transform_score_sample(method, sleep):
+    X = data()
+    m = small(method=method, sleep=sleep).fit(X)
+    z = m.transform(X)
+    assert z.shape == (96, 2) and np.isfinite(z).all()
+    assert np.array_equal(z, m.transform(X))  # deterministic
+    s = m.score(X)
+    assert np.isfinite(s) and s < 0 and s == m.score(X)
+    xs, zs = m.sample(5)
+    assert xs.shape == (5, 12) and zs.shape == (5, 2) and (xs >= 0).all() and (xs <= 1).all()
+    assert [r["epoch"] for r in m.history_] == [1, 2]
+    assert {"loss", "rec", "reg", "elbo"} <= set(m.history_[0])
+
+
+def test_same_seed_same_model_and_save_load_round_trip(tmp_path):
+    X = data()
+    a, b = small(seed=3).fit(X), small(seed=3).fit(X)
+    assert np.array_equal(a.transform(X), b.transform(X))
+    assert not np.array_equal(a.transform(X), small(seed=4).fit(X).transform(X))
+    a.save(tmp_path / "m")
+    c = DDVI.load(tmp_path / "m")
+    assert np.array_equal(a.transform(X), c.transform(X))
+    assert a.score(X) == c.score(X)
+    assert c.get_params()["hidden"] == (16,) and c.history_ == a.history_
+
+
+def test_resume_continues_exactly(tmp_path):
+    X = data()
+    straight = small(epochs=4, seed=1).fit(X)
+    first = small(epochs=2, seed=1, run_dir=str(tmp_path)).fit(X)
+    assert (tmp_path / "checkpoint.safetensors").exists() and (tmp_path / "history.csv").exists()
+    resumed = small(epochs=4, seed=1, run_dir=str(tmp_path)).fit(X, resume=True)
+    assert len(first.history_) == 2 and len(resumed.history_) == 4
+    assert np.array_equal(straight.transform(X), resumed.transform(X))
+
+
+def test_checkpoint_is_not_pickle_and_corruption_is_detected(tmp_path):
+    X = data()
+    small().fit(X).save(tmp_path / "m")
+    path = tmp_path / "m" / "model.safetensors"
+    raw = bytearray(path.read_bytes())
+    assert not raw.startswith(b"\x80")  # not a pickle stream
+    raw[-100] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="corrupted"):
+        DDVI.load(tmp_path / "m")
+    path.write_bytes(bytes(raw[:50]))
+    with pytest.raises(CheckpointError):
+        DDVI.load(tmp_path / "m")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        DDVI.load(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.zeros((0, 5)), "empty"),
+    (np.full((4, 5), np.nan), "NaN or inf"),
+    (np.zeros(5), "shape"),
+    (np.array([["a"]]), "numeric"),
+    (np.full((4, 5), 2.0), r"\[0, 1\]"),
+])
+def test_bad_input(bad, match):
+    with pytest.raises(ValueError, match=match):
+        small().fit(bad)
+
+
+def test_bad_names_and_unfitted():
+    with pytest.raises(ValueError, match="unknown method"):
+        small(method="vae").fit(data())
+    with pytest.raises(ValueError):
+        small(prior="banana").fit(data())
+    with pytest.raises(RuntimeError, match="not fitted"):
+        small().transform(data())
+    m = small().fit(data())
+    with pytest.raises(ValueError, match="features"):
+        m.transform(data(d=7))
+
+
+def test_images_and_uint8_are_accepted():
+    X = (np.random.default_rng(0).random((40, 4, 4)) * 255).astype(np.uint8)
+    m = small(method="aevb").fit(X)
+    assert m.transform(X).shape == (40, 2) and m.n_features_in_ == 16
+
+
+def test_non_finite_loss_stops_training(tmp_path):
+    m = small()
+    X = torch.from_numpy(data())
+    from ddvi.methods import build_method
+
+    method = build_method("aevb", 12, hidden=(8,))
+    method.training_step = lambda x, opt, ctx: {"loss": torch.tensor(float("nan"))}
+    with pytest.raises(NonFiniteLossError, match="non-finite"):
+        Trainer(method, epochs=1, batch_size=32, verbose=False, run_dir=tmp_path).fit(X)
+    assert m is not None
+
+
+def test_sklearn_clone_and_params():
+    from sklearn.base import clone
+
+    m = small(prior="square", timesteps=7)
+    c = clone(m)
+    assert c.get_params() == m.get_params()

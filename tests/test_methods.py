@@ -1,0 +1,176 @@
+"""The bound and the update rules of every method, on models whose log p(x) is known."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ddvi.likelihoods import Gaussian
+from ddvi.methods import AEVB, DDVI, StepContext, build_method
+from ddvi.posteriors.diffusion import DiffusionPosterior
+from ddvi.posteriors.gaussian import GaussianPosterior
+from ddvi.priors import get_prior
+
+
+def toy_model(method: str, prior: str = "square", sleep: str = "full", seed: int = 0, D: int = 5):
+    torch.manual_seed(seed)
+    m = build_method(method, D, prior=prior, likelihood="gaussian", hidden=(32,), sleep=sleep,
+                     timesteps=8, beta_reg=1.0, prior_weight=1.0, fantasy="mean")
+    with torch.no_grad():
+        m.likelihood.log_scale.fill_(math.log(0.3))
+    return m
+
+
+def exact_log_px(model, x: torch.Tensor, lo=-1.6, hi=1.6, n=641) -> torch.Tensor:
+    """log p(x) by quadrature of p(x|z) p(z) over a 2-D grid covering the prior."""
+    g = torch.linspace(lo, hi, n)
+    zz = torch.stack(torch.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    cell = math.log(float(g[1] - g[0]) ** 2)
+    with torch.no_grad():
+        log_prior = model.prior.log_prob(zz)
+        out = model.decoder(zz)
+        res = [torch.logsumexp(model.likelihood.log_prob(xi.expand(len(zz), -1), out) + log_prior, 0)
+               for xi in x]
+    return torch.stack(res) + cell
+
+
+def mc_elbo(model, x, n=400, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        vals = torch.stack([model.elbo_terms(x, g)["elbo"] for _ in range(n)])
+    return vals.mean(0), vals.std(0) / math.sqrt(n)
+
+
+def fit_steps(model, x, steps=300, lr=3e-3):
+    opt = model.configure_optimizer(lr)
+    g = torch.Generator().manual_seed(0)
+    for i in range(steps):
+        model.training_step(x, opt, StepContext(i, steps, g))
+    model.eval()
+
+
+def test_aevb_elbo_is_exact_for_the_true_posterior():
+    """Linear-Gaussian model with orthogonal decoder columns: the posterior is a diagonal Gaussian;
+    plugging it into the encoder must give ELBO == log p(x) for every sample."""
+    D, s = 4, 0.5
+    W = torch.tensor([[1.5, 0.0], [0.0, 0.7], [0.0, 0.0], [0.0, 0.0]])
+    b = torch.tensor([0.1, -0.2, 0.3, 0.0])
+    decoder = nn.Linear(2, D)
+    with torch.no_grad():
+        decoder.weight.copy_(W)
+        decoder.bias.copy_(b)
+    lik = Gaussian(D)
+    with torch.no_grad():
+        lik.log_scale.fill_(math.log(s))
+    q = GaussianPosterior(D, 2, [8])
+    model = AEVB(get_prior("gaussian"), lik, decoder, q)
+    S = torch.linalg.inv(torch.eye(2) + W.T @ W / s**2)
+    q.params = lambda x: (((x - b) @ W / s**2) @ S, S.diagonal().sqrt().expand(len(x), 2))
+    x = torch.randn(6, D, generator=torch.Generator().manual_seed(0))
+    cov = W @ W.T + s**2 * torch.eye(D)
+    exact = torch.distributions.MultivariateNormal(b, cov).log_prob(x)
+    for seed in range(3):
+        elbo = model.elbo_terms(x, torch.Generator().manual_seed(seed))["elbo"]
+        assert torch.allclose(elbo, exact, atol=1e-4)
+
+
+@pytest.mark.parametrize("method,sleep", [("aevb", "full"), ("ddvi", "none"), ("ddvi", "latent"),
+                                          ("ddvi", "full")])
+def test_elbo_stays_below_exact_log_likelihood(method, sleep):
+    """After some training, the Monte-Carlo ELBO stays below log p(x) computed by quadrature."""
+    model = toy_model(method, sleep=sleep)
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        z, _ = model.prior.sample(64, g)
+        x = model.likelihood.sample(model.decoder(z), g)
+    fit_steps(model, x)
+    exact = exact_log_px(model, x[:8])
+    est, se = mc_elbo(model, x[:8])
+    assert bool((est <= exact + 4 * se + 1e-3).all()), (est - exact)
+    gap = float((exact - est).mean())
+    assert gap >= 0
+    print(f"{method}/{sleep}: mean log p(x) {float(exact.mean()):.3f}, ELBO {float(est.mean()):.3f}, "
+          f"gap {gap:.3f} nats")
+
+
+def grads_of(model, loss):
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+
+
+def test_ddvi_full_wake_and_sleep_reach_the_right_parameters():
+    model = toy_model("ddvi", sleep="full")
+    x = torch.rand(16, 5)
+    g = torch.Generator().manual_seed(0)
+    wake = grads_of(model, model.wake_loss(x, g)["loss"])
+    assert any(n.startswith("decoder.") for n in wake)
+    assert any(n.startswith("posterior.encoder.") for n in wake)
+    assert any(n.startswith("posterior.denoiser.") for n in wake)
+    assert "likelihood.log_scale" in wake
+    sleep = grads_of(model, model.full_sleep_loss(16, g))
+    assert sleep and all(n.startswith("posterior.") for n in sleep)
+    assert any(n.startswith("posterior.denoiser.") for n in sleep)
+    assert any(n.startswith("posterior.encoder.") for n in sleep)  # context and y_T heads
+
+
+def test_ddvi_latent_sleep_trains_only_the_denoiser():
+    model = toy_model("ddvi", sleep="latent")
+    assert model.posterior.context_dim == 0
+    sleep = grads_of(model, model.latent_sleep_loss(16, torch.Generator().manual_seed(0)))
+    assert sleep and all(n.startswith("posterior.denoiser.") for n in sleep)
+
+
+def test_full_sleep_step_leaves_generative_model_unchanged():
+    model = toy_model("ddvi", sleep="full")
+    opt = model.configure_optimizer(1e-2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model._step(opt, model.full_sleep_loss(16, torch.Generator().manual_seed(0)))
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("posterior.denoiser.") for k in changed)
+    assert all(k.startswith("posterior.") for k in changed), changed
+
+
+def test_aevb_gradients_and_warmup():
+    model = toy_model("aevb")
+    assert isinstance(model, AEVB)
+    names = grads_of(model, -model.elbo_terms(torch.rand(8, 5))["elbo"].mean())
+    assert any(n.startswith("decoder.") for n in names) and any(n.startswith("posterior.") for n in names)
+    m = build_method("aevb", 784, prior="gaussian", hidden=(8,))
+    assert m.beta_reg == pytest.approx(0.01 * 784) and m.prior_weight == 5.0
+
+
+def test_ddvi_log_q_is_the_auxiliary_bound_term():
+    """log_q = log q(y,z|x) - log r(y|z) recomputed from the trajectory by brute force."""
+    q = DiffusionPosterior(3, 2, [8], timesteps=4, context_dim=2)
+    x = torch.rand(5, 3)
+    g = torch.Generator().manual_seed(0)
+    z, log_q, ys = q.rsample_trajectory(x, g)
+    mean, std, ctx = q.encode(x)
+    s = q.schedule
+    lq = torch.distributions.Normal(mean, std).log_prob(ys[-1]).sum(-1)
+    lr = torch.zeros(5)
+    for t in range(4, 0, -1):
+        out = q.denoiser(ys[t], t, ctx)
+        eps, v = out[:, :2], torch.sigmoid(out[:, 2:])
+        var = s.beta[t - 1] ** v * s.reverse_variance[t - 1] ** (1 - v)
+        step = torch.distributions.Normal(s.reverse_mean(ys[t], eps, t), var.sqrt())
+        lq += step.log_prob(ys[t - 1]).sum(-1)
+        b = s.beta[t - 1]
+        lr += torch.distributions.Normal((1 - b).sqrt() * ys[t - 1], b.sqrt()).log_prob(ys[t]).sum(-1)
+    assert torch.equal(z, ys[0])
+    assert torch.allclose(log_q, lq - lr, atol=1e-3)
+
+
+def test_bad_names():
+    with pytest.raises(ValueError, match="unknown method"):
+        build_method("vae", 10)
+    with pytest.raises(ValueError, match="unknown sleep"):
+        build_method("ddvi", 10, sleep="deep")
+    with pytest.raises(ValueError):
+        build_method("ddvi", 10, prior="banana")
+    with pytest.raises(ValueError, match="unconditional"):
+        DDVI(get_prior("gaussian"), Gaussian(3), nn.Linear(2, 3),
+             DiffusionPosterior(3, 2, [4], timesteps=2, context_dim=2), sleep="latent")
