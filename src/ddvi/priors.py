@@ -15,10 +15,11 @@ of bandwidths ``(0.005, 0.008, 0.01, 0.03, 0.05)``.  Here that is made exact: th
 ``recipe + h * N(0, I)`` with ``h`` drawn uniformly from the bandwidths.  ``sample`` draws exactly
 from it; ``log_prob`` is its density: analytic for ``square``; for ``pinwheel`` and ``swiss_roll``
 a deterministic quadrature of the recipe is convolved with the kernels on a fine grid (built
-lazily once, memoised) and interpolated bilinearly.  To keep the tabulated log-densities finite and
-with a gradient everywhere, they return the density of the proper mixture
-``(1 - 1e-6) * p_table + 1e-6 * N(0, (4 * extent)^2 I)`` (``extent``: half-width of the grid);
-``sample`` ignores this numerical floor (a total-variation difference of 1e-6).
+lazily once, memoised) and interpolated bilinearly.  Where the table underflows (far from the
+structure, or outside the grid) the density continues as the Gaussian tail of the widest kernel,
+``tau * exp(-d(z)^2 / (2 h_max^2))`` with ``d`` the distance to the tabulated support and ``tau``
+the table's cut-off (1e-12 of its peak): log p stays finite, decays as the paper's kernel density
+does, and always points back to the prior (total tail mass < 1e-8).
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ from typing import Any
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 import torch
 from torch import Tensor, nn
 
 __all__ = [
     "DEFAULT_BANDWIDTHS",
-    "FLOOR_EPS",
     "PRIORS",
     "GaussianPrior",
     "MixturePrior",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 DEFAULT_BANDWIDTHS: tuple[float, ...] = (0.005, 0.008, 0.01, 0.03, 0.05)
-FLOOR_EPS = 1e-6  # weight of the broad Gaussian floor mixed into tabulated densities
+TAIL_CUTOFF = 1e-12  # table values below this fraction of the peak are replaced by the kernel tail
 LOG_2PI = math.log(2.0 * math.pi)
 PRIORS: tuple[str, ...] = ("gaussian", "mixture", "pinwheel", "swiss_roll", "square")
 
@@ -474,6 +475,8 @@ class _Table:
     """Density table on a regular grid: value ``density[i, j]`` at (lo_x + i*dx, lo_y + j*dx)."""
 
     density: Tensor  # float32 (nx, ny), CPU, spacing^2 * sum == 1
+    distance: Tensor  # float32 (nx, ny): distance from each node to the nearest node of support
+    log_tau: float  # log of the cut-off density where the kernel tail takes over
     lo_x: float
     lo_y: float
     spacing: float
@@ -530,10 +533,13 @@ def _build_table(points: np.ndarray, weights: np.ndarray, bandwidths: Sequence[f
         transfer += np.outer(np.exp(-2 * np.pi**2 * s2 * fx**2), np.exp(-2 * np.pi**2 * s2 * fy**2))
     spec *= transfer / len(bandwidths)
     dens = scipy.fft.irfft2(spec, s=shape, workers=-1)
-    dens[dens < 1e-12 * dens.max()] = 0.0  # FFT round-off (and negatives) -> exact zero
+    dens[dens < TAIL_CUTOFF * dens.max()] = 0.0  # FFT round-off (and negatives) -> exact zero
     dens /= dens.sum() * spacing**2
+    dist = scipy.ndimage.distance_transform_edt(dens <= 0) * spacing
     table = torch.from_numpy(dens.astype(np.float32))
-    return _Table(table, float(lo[0]), float(lo[1]), spacing, time.perf_counter() - t0)
+    return _Table(table, torch.from_numpy(dist.astype(np.float32)),
+                  math.log(TAIL_CUTOFF * dens.max()), float(lo[0]), float(lo[1]), spacing,
+                  time.perf_counter() - t0)
 
 
 def _bilinear(table: Tensor, fx: Tensor, fy: Tensor) -> Tensor:
@@ -562,6 +568,7 @@ class _TabulatedPrior(_RecipePrior):
         self.spacing = float(spacing)
         self._meta: _Table | None = None
         self.register_buffer("_table", None, persistent=False)
+        self.register_buffer("_distance", None, persistent=False)
 
     @abc.abstractmethod
     def _base_measure(self) -> tuple[np.ndarray, np.ndarray]:
@@ -587,17 +594,22 @@ class _TabulatedPrior(_RecipePrior):
             self._meta = meta
         if self._table is None:
             self._table = self._meta.density.to(self.device)
+            self._distance = self._meta.distance.to(self.device)
         return self._meta
 
     def _log_prob(self, z: Tensor) -> Tensor:
         meta = self.table()
-        dens = _bilinear(self._table, (z[:, 0] - meta.lo_x) / meta.spacing,
-                         (z[:, 1] - meta.lo_y) / meta.spacing)
+        nx, ny = self._table.shape
+        fx, fy = (z[:, 0] - meta.lo_x) / meta.spacing, (z[:, 1] - meta.lo_y) / meta.spacing
+        dens = _bilinear(self._table, fx, fy)
         pos = dens > 0
         log_tab = torch.where(pos, torch.log(torch.where(pos, dens, torch.ones_like(dens))),
                               torch.full_like(dens, -math.inf))
-        log_floor = _gaussian_log_prob(z, 4.0 * meta.extent)
-        return torch.logaddexp(log_tab + math.log1p(-FLOOR_EPS), log_floor + math.log(FLOOR_EPS))
+        cx, cy = fx.clamp(0, nx - 1), fy.clamp(0, ny - 1)
+        outside = ((fx - cx).pow(2) + (fy - cy).pow(2) + 1e-20).sqrt() * meta.spacing
+        d = _bilinear(self._distance, cx, cy) + outside
+        h = max(self._kernel_bandwidths())
+        return torch.logaddexp(log_tab, meta.log_tau - d.pow(2) / (2 * h * h))
 
 
 class PinwheelPrior(_TabulatedPrior):

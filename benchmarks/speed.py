@@ -1,0 +1,80 @@
+"""Training steps per second of AEVB and DDVI at the paper's MNIST settings, and the fraction of
+this machine's measured matmul throughput that a step reaches.
+
+Settings (appendix G/H): batch 128, MLP encoder/decoder 2x1000, denoiser 5x128, T = 20, 2-D
+pinwheel prior. Usage:  python benchmarks/speed.py [--steps 40] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ddvi.methods import StepContext, build_method
+
+CONFIGS = [
+    ("aevb", {}),
+    ("ddvi", {"sleep": "none"}),
+    ("ddvi", {"sleep": "latent"}),
+    ("ddvi", {"sleep": "full"}),
+]
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Best observed float32 GFLOP/s of an n x n matmul."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def bench(method: str, options: dict, steps: int, batch: int = 128) -> dict:
+    torch.manual_seed(0)
+    model = build_method(method, 784, prior="pinwheel", timesteps=20, **options)
+    opt = model.configure_optimizer(1e-4)
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(batch, 784, generator=g) > 0.5).float()
+    ctx = StepContext(0, 10, g)
+    for _ in range(5):  # warm-up (also builds the prior's density table)
+        model.training_step(x, opt, ctx)
+    with FlopCounterMode(display=False) as counter:
+        model.training_step(x, opt, ctx)
+    flops = counter.get_total_flops()
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.training_step(x, opt, ctx)
+    seconds = (time.perf_counter() - start) / steps
+    name = method if not options else f"{method} (sleep={options['sleep']})"
+    return {"method": name, "steps_per_second": 1 / seconds, "ms_per_step": 1e3 * seconds,
+            "gflop_per_step": flops / 1e9, "achieved_gflops": flops / seconds / 1e9}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args()
+    peak = matmul_peak()
+    rows = [bench(m, o, args.steps) for m, o in CONFIGS]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+    print(f"measured matmul peak: {peak:.1f} GFLOP/s (float32, 2048x2048)")
+    print(f"{'method':<22}{'steps/s':>9}{'ms/step':>9}{'GFLOP/step':>12}{'GFLOP/s':>9}{'of peak':>9}")
+    for r in rows:
+        r["fraction_of_peak"] = r["achieved_gflops"] / peak
+        print(f"{r['method']:<22}{r['steps_per_second']:>9.1f}{r['ms_per_step']:>9.1f}"
+              f"{r['gflop_per_step']:>12.2f}{r['achieved_gflops']:>9.1f}{r['fraction_of_peak']:>9.0%}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"matmul_peak_gflops": peak, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The ddvi command end to end on (a small subset of) real MNIST."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ddvi.cli import app, main
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate", "plot"])
+def test_help_has_examples(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_fit_evaluate_plot(tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["fit", "--method", "ddvi", "--sleep", "latent", "--epochs", "1",
+                                 "--n-train", "512", "--out", str(run), "--quiet",
+                                 "--mmd-samples", "200"])
+    assert result.exit_code == 0, result.output
+    for name in ["metrics.json", "history.csv", "latents.png", "samples.png", "history.png",
+                 "model/model.safetensors", "model/config.json", "checkpoint.safetensors"]:
+        assert (run / name).exists(), name
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["elbo"] < 0 and "nats per example" in m["elbo_protocol"]
+    assert {"mmd", "latent_nll", "knn_accuracy", "elbo_per_pixel_rec"} <= set(m)
+    result = runner.invoke(app, ["evaluate", str(run), "--mmd-samples", "200", "--no-knn"])
+    assert result.exit_code == 0, result.output
+    assert "knn_accuracy" not in json.loads((run / "metrics.json").read_text())
+    (run / "latents.png").unlink()
+    result = runner.invoke(app, ["plot", str(run)])
+    assert result.exit_code == 0 and (run / "latents.png").exists()
+
+
+def test_clear_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["ddvi", "evaluate", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit) as err:
+        main()
+    assert err.value.code == 2 and "does not exist" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["ddvi", "fit", "--prior", "banana", "--n-train", "64",
+                                     "--epochs", "1", "-q", "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit) as err:
+        main()
+    assert err.value.code == 2 and "banana" in capsys.readouterr().err
