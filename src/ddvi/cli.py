@@ -54,7 +54,7 @@ def fit(
     schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),
     beta_reg: float | None = typer.Option(None, help="weight of L_reg (default: the paper's)"),
     beta_diff: float = typer.Option(1.0, help="weight of the sleep term"),
-    warmup_steps: int = typer.Option(0, help="denoiser pre-training steps on prior samples"),
+    warmup_steps: int = typer.Option(2000, help="DDVI: denoiser pre-training steps on prior samples"),
     n_train: int | None = typer.Option(None, help="use a random subset of the training set"),
     seed: int = typer.Option(0),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),

@@ -81,7 +81,7 @@ class DDVI(TransformerMixin, BaseEstimator):
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, prior_weight: float | None = None,
-                 warmup_steps: int = 0, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
+                 warmup_steps: int = 2000, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
                  verbose: bool = True, run_dir: str | None = None, checkpoint_every: int = 1):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden

@@ -52,6 +52,11 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # epochs completed
 
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The method's optimizer(s) by name (methods like AAEB use several)."""
+        opt = self.optimizer
+        return dict(opt) if isinstance(opt, dict) else {"main": opt}
+
     # ---- checkpoints --------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path | None:
@@ -61,9 +66,11 @@ class Trainer:
         path = path or self.checkpoint_path
         if path is None:
             return
-        opt_tensors, opt_info = flatten_optimizer(self.optimizer)
         tensors = {f"model.{k}": v for k, v in self.method.state_dict().items()}
-        tensors |= {f"optim.{k}": v for k, v in opt_tensors.items()}
+        opt_info = {}
+        for name, opt in self._optimizers().items():
+            opt_tensors, opt_info[name] = flatten_optimizer(opt)
+            tensors |= {f"optim.{name}.{k}": v for k, v in opt_tensors.items()}
         tensors["rng.generator"] = self.generator.get_state()
         meta = {"config": self.config, "epoch": self.epoch, "history": self.history,
                 "optimizer": opt_info, "trainer": {"epochs": self.epochs, "lr": self.lr,
@@ -74,8 +81,10 @@ class Trainer:
         tensors, meta = load_checkpoint(path)
         model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.method.load_state_dict(model)
-        optim = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
-        unflatten_optimizer(self.optimizer, optim, meta["optimizer"])
+        for name, opt in self._optimizers().items():
+            prefix = f"optim.{name}."
+            optim = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            unflatten_optimizer(opt, optim, meta["optimizer"][name])
         self.generator.set_state(tensors["rng.generator"])
         self.epoch, self.history = meta["epoch"], meta["history"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +51,8 @@ class Method(nn.Module):
     def inference_parameters(self) -> list[nn.Parameter]:
         return list(self.posterior.parameters())
 
-    def configure_optimizer(self, lr: float) -> torch.optim.Optimizer:
+    def configure_optimizer(self, lr: float) -> torch.optim.Optimizer | dict[str, torch.optim.Optimizer]:
+        """One Adam over all parameters; multi-optimizer methods return a dict of named ones."""
         return torch.optim.Adam(self.parameters(), lr=lr)
 
     # ---- evaluation -------------------------------------------------------------------------
@@ -70,9 +72,9 @@ class Method(nn.Module):
         """Mean of p(x | z)."""
         return self.likelihood.mean(self.decoder(z))
 
-    def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
-                      ctx: StepContext) -> dict[str, Tensor]:
-        """One update on batch ``x``; returns detached named loss terms, ``loss`` among them."""
+    def training_step(self, x: Tensor, optimizer: Any, ctx: StepContext) -> dict[str, Tensor]:
+        """One update on batch ``x`` with what ``configure_optimizer`` returned; returns detached
+        named loss terms, ``loss`` among them (the trainer logs them per epoch)."""
         raise NotImplementedError
 
     @staticmethod

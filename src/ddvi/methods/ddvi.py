@@ -99,5 +99,5 @@ class DDVI(Method):
             loss = self.posterior.denoising_loss(z, context, generator).mean()
             self._step(opt, loss)
             if i % 100 == 0:
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         return losses
