@@ -6,33 +6,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
+
+from ddvi.data import load_dataset, subset
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Denoising Diffusion Variational Inference: fit latent variable models with "
                        "structured priors using diffusion posteriors.")
-
-DATASETS = ("mnist", "fashion-mnist")
-
-
-def load_dataset(name: str, data_dir: Path | None):
-    """((x_train, y_train), (x_test, y_test)) as uint8 images and int labels."""
-    from ddvi import data
-
-    if name == "mnist":
-        return data.load_mnist(root=data_dir)
-    if name == "fashion-mnist":
-        return data.load_fashion_mnist(root=data_dir)
-    raise typer.BadParameter(f"unknown dataset {name!r}; choose one of {DATASETS}")
-
-
-def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int):
-    if n is None or n >= len(x):
-        return x, y
-    idx = np.random.default_rng(seed).permutation(len(x))[:n]
-    return x[idx], y[idx]
-
 
 def _run_dir(out: Path | None, method: str, prior: str, dataset: str) -> Path:
     if out is not None:
@@ -79,7 +59,7 @@ def fit(
     from ddvi.report import write_figures, write_json
 
     (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
-    x_fit, y_fit = _subset(x_train, y_train, n_train, seed)
+    x_fit, y_fit = subset(x_train, y_train, n_train, seed)
     run = _run_dir(out, method, prior, dataset)
     model = DDVI(method=method, prior=prior, epochs=epochs, batch_size=batch_size, lr=lr,
                  sleep=sleep, timesteps=timesteps, schedule=schedule, beta_reg=beta_reg,
@@ -155,6 +135,50 @@ def plot(
     _, (x_test, y_test) = load_dataset(dataset, data_dir)
     for p in write_figures(model, run, x_test, y_test, seed=seed):
         typer.echo(f"wrote {p}")
+
+
+def _csv(value: str, cast=str) -> list:
+    items = [cast(v.strip()) for v in value.split(",") if v.strip()]
+    if not items:
+        raise typer.BadParameter(f"empty list {value!r}")
+    return items
+
+
+@app.command()
+def compare(
+    methods: str = typer.Option("aevb,ddvi", help="comma-separated methods"),
+    priors: str = typer.Option("pinwheel,swiss_roll,square", help="comma-separated priors"),
+    seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
+    epochs: int = typer.Option(5, min=1),
+    n_train: int | None = typer.Option(None, help="random subset of the training set per fit"),
+    dataset: str = typer.Option("mnist"),
+    data_dir: Path | None = typer.Option(None),
+    mmd_samples: int = typer.Option(2000, help="samples per side for MMD (paper: 10 000)"),
+    out: Path = typer.Option(Path("runs/compare"), "--out", "-o"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Fit methods x priors x seeds and write the paper's Table 1 layout (table1.md/json) to OUT.
+
+    Finished fits are cached in OUT/fits, so an interrupted comparison resumes where it stopped.
+
+    Examples:
+
+      ddvi compare --methods aevb,ddvi --priors pinwheel --seeds 0,1 --epochs 2 --n-train 10000
+
+      ddvi compare --out runs/table1 --epochs 20
+    """
+    from ddvi.bench.compare import compare as run_compare
+    from ddvi.methods import METHODS
+
+    method_list = _csv(methods)
+    unknown = [m for m in method_list if m not in METHODS]
+    if unknown:
+        raise typer.BadParameter(f"unknown methods {unknown}; choose from {METHODS}")
+    result = run_compare(method_list, _csv(priors), _csv(seeds, int), epochs, out,
+                         n_train=n_train, dataset=dataset, data_dir=data_dir,
+                         mmd_samples=mmd_samples, verbose=not quiet)
+    typer.echo(result["markdown"])
+    typer.echo(f"wrote {out / 'table1.md'} and {out / 'table1.json'}")
 
 
 def _load(run: Path):
