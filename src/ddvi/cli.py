@@ -22,13 +22,13 @@ def _run_dir(out: Path | None, method: str, prior: str, dataset: str) -> Path:
 
 @app.command()
 def fit(
-    method: str = typer.Option("ddvi", help="aevb | ddvi"),
+    method: str = typer.Option("ddvi", help="aevb | aevb-iaf | aaeb | h-aevb | pis | ddvi"),
     prior: str = typer.Option("pinwheel", help="gaussian | mixture | pinwheel | swiss_roll | square"),
     dataset: str = typer.Option("mnist", help="mnist | fashion-mnist"),
     data_dir: Path | None = typer.Option(None, help="folder with the dataset's IDX files"),
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(128, min=1),
-    lr: float = typer.Option(1e-4),
+    lr: float | None = typer.Option(None, help="Adam learning rate (default: the paper's)"),
     sleep: str = typer.Option("full", help="DDVI sleep term: none | latent | full"),
     timesteps: int = typer.Option(20, min=1, help="DDVI diffusion steps T"),
     schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),

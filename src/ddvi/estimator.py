@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ddvi.checkpoint import load_checkpoint, save_checkpoint
 from ddvi.methods import DDVI as DDVIMethod
-from ddvi.methods import Method, build_method
+from ddvi.methods import PAPER_LR, Method, build_method
 from ddvi.metrics import elbo as elbo_metric
 from ddvi.train import Trainer
 
@@ -69,14 +69,15 @@ class DDVI(TransformerMixin, BaseEstimator):
     """Fit a latent variable model with a structured prior by DDVI or a baseline.
 
     Parameters follow the paper (appendices G, H) by default: MLP encoder/decoder 2x1000, a
-    5-layer 128-unit denoiser with T = 20 steps, Adam with lr 1e-4, batch 128. ``beta_reg=None``
+    5-layer 128-unit denoiser with T = 20 steps, Adam with lr 1e-4 (AAEB 2e-4), batch 128.
+    ``method`` is one of aevb, aevb-iaf, aaeb, h-aevb, pis, ddvi. ``beta_reg=None``
     uses the paper's KL weight (DDVI 0.003, AEVB 0.01 with warm-up and prior weight 5) converted
     to nats per example. ``binarize`` thresholds [0, 1] data at 0.5 for the Bernoulli likelihood,
     so the reported ELBO bounds a proper likelihood of the data.
     """
 
     def __init__(self, method: str = "ddvi", prior: str = "pinwheel", likelihood: str = "bernoulli",
-                 latent_dim: int = 2, epochs: int = 10, batch_size: int = 128, lr: float = 1e-4,
+                 latent_dim: int = 2, epochs: int = 10, batch_size: int = 128, lr: float | None = None,
                  hidden: tuple[int, ...] = (1000, 1000), sleep: str = "full", timesteps: int = 20,
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
@@ -126,7 +127,8 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.method_.likelihood.check_data(data)
         self.options_ = _Options(self.method, data.shape[1],
                                  {k: getattr(self, k) for k in _BUILD_KEYS}, self.binarize)
-        trainer = Trainer(self.method_, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+        lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
+        trainer = Trainer(self.method_, epochs=self.epochs, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, run_dir=self.run_dir, verbose=self.verbose,
                           checkpoint_every=self.checkpoint_every, config=self._config())
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()

@@ -6,20 +6,31 @@ from collections.abc import Sequence
 from typing import Any
 
 from ddvi.likelihoods import get_likelihood
+from ddvi.methods.aaeb import AAEB
 from ddvi.methods.aevb import AEVB
+from ddvi.methods.aevb_iaf import AEVBIAF
 from ddvi.methods.base import Method, StepContext
 from ddvi.methods.ddvi import DDVI, SLEEP_MODES
+from ddvi.methods.h_aevb import HAEVB
+from ddvi.methods.pis import PIS
 from ddvi.nets import mlp
+from ddvi.posteriors.deterministic import DeterministicPosterior
 from ddvi.posteriors.diffusion import DiffusionPosterior
 from ddvi.posteriors.gaussian import GaussianPosterior
+from ddvi.posteriors.hierarchical import HierarchicalPosterior
+from ddvi.posteriors.iaf import IAFPosterior
+from ddvi.posteriors.pis import PISPosterior
 from ddvi.priors import get_prior
 
-METHODS = ("aevb", "ddvi")
+METHODS = ("aevb", "aevb-iaf", "aaeb", "h-aevb", "pis", "ddvi")
 
 # The paper states KL weights relative to a per-pixel *mean* reconstruction; in nats per example
 # (reconstruction summed over the n_features) the same objective has beta = weight * n_features.
-PAPER_KL_WEIGHT = {"aevb": 0.01, "ddvi": 0.003}
-PAPER_PRIOR_WEIGHT = {"aevb": 5.0}
+# AEVB-IAF uses AEVB's weights (appendix H); the paper gives none for H-AEVB and PIS, which use them too.
+PAPER_KL_WEIGHT = {"aevb": 0.01, "aevb-iaf": 0.01, "h-aevb": 0.01, "pis": 0.01, "ddvi": 0.003}
+PAPER_PRIOR_WEIGHT = 5.0
+PAPER_LR = {"aaeb": 2e-4}
+_ELBO_BASELINES = {"aevb": AEVB, "aevb-iaf": AEVBIAF, "h-aevb": HAEVB, "pis": PIS}
 
 
 def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
@@ -40,12 +51,24 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
         raise ValueError(f"prior {prior!r} is {p.dim}-dimensional but latent_dim={latent_dim}")
     lik = get_likelihood(likelihood, n_features)
     decoder = mlp(latent_dim, hidden, n_features, dropout)
+    if method == "aaeb":
+        return AAEB(p, lik, decoder, DeterministicPosterior(n_features, latent_dim, hidden, dropout))
     if beta_reg is None:
         beta_reg = PAPER_KL_WEIGHT[method] * n_features
-    if method == "aevb":
-        q = GaussianPosterior(n_features, latent_dim, hidden, dropout)
-        pw = PAPER_PRIOR_WEIGHT["aevb"] if prior_weight is None else prior_weight
-        return AEVB(p, lik, decoder, q, beta_reg=beta_reg, prior_weight=pw, warmup_fraction=0.8)
+    if method in _ELBO_BASELINES:
+        ctx = 10 if context_dim is None else context_dim
+        if method == "aevb":
+            q = GaussianPosterior(n_features, latent_dim, hidden, dropout)
+        elif method == "aevb-iaf":
+            q = IAFPosterior(n_features, latent_dim, hidden, context_dim=ctx, dropout=dropout)
+        elif method == "h-aevb":
+            q = HierarchicalPosterior(n_features, latent_dim, hidden, context_dim=ctx, dropout=dropout)
+        else:
+            q = PISPosterior(n_features, latent_dim, hidden, timesteps, context_dim=ctx,
+                             drift_hidden=denoiser_hidden, dropout=dropout)
+        pw = PAPER_PRIOR_WEIGHT if prior_weight is None else prior_weight
+        return _ELBO_BASELINES[method](p, lik, decoder, q, beta_reg=beta_reg, prior_weight=pw,
+                                       warmup_fraction=0.8)
     if sleep not in SLEEP_MODES:
         raise ValueError(f"unknown sleep mode {sleep!r}; choose one of {SLEEP_MODES}")
     if context_dim is None:
@@ -56,4 +79,5 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
                 sleep_steps=sleep_steps, fantasy=fantasy)
 
 
-__all__ = ["AEVB", "DDVI", "METHODS", "Method", "StepContext", "build_method"]
+__all__ = ["AAEB", "AEVB", "AEVBIAF", "DDVI", "HAEVB", "METHODS", "PAPER_LR", "PIS", "Method",
+           "StepContext", "build_method"]
