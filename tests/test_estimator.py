@@ -22,9 +22,11 @@ def small(**kw):
 @pytest.mark.parametrize("method,sleep", [("aevb", "full"), ("aevb-iaf", "full"), ("h-aevb", "full"),
                                           ("pis", "full"), ("aaeb", "full"), ("ddvi", "none"),
                                           ("ddvi", "latent"), ("ddvi", "full")])
-def test_fit_transform_score_sample(method, sleep):
+def test_fit_transform_score_sample_save_load(method, sleep, tmp_path):
     X = data()
     m = small(method=method, sleep=sleep).fit(X)
+    loaded = DDVI.load(m.save(tmp_path / "m"))
+    assert np.array_equal(loaded.transform(X), m.transform(X))
     z = m.transform(X)
     assert z.shape == (96, 2) and np.isfinite(z).all()
     assert np.array_equal(z, m.transform(X))  # deterministic
