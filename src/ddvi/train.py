@@ -89,10 +89,13 @@ class Trainer:
         self.epoch, self.history = meta["epoch"], meta["history"]
 
     # ---- loop -----------------------------------------------------------------------------
-    def fit(self, x: Tensor, resume: bool = False) -> list[dict[str, float]]:
-        """Train on the rows of ``x``; returns the per-epoch history."""
+    def fit(self, x: Tensor, resume: bool = False, y: Tensor | None = None) -> list[dict[str, float]]:
+        """Train on the rows of ``x`` (and their labels ``y``, -1 = unlabeled, passed to the method
+        as ``ctx.labels``); returns the per-epoch history."""
         if x.ndim != 2 or x.shape[0] == 0:
             raise ValueError(f"training data must be a non-empty 2-D tensor, got {tuple(x.shape)}")
+        if y is not None and y.shape != (x.shape[0],):
+            raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.restore(self.checkpoint_path)
         n = x.shape[0]
@@ -102,7 +105,7 @@ class Trainer:
                    disable=not self.verbose, unit="step", dynamic_ncols=True)
         try:
             while self.epoch < self.epochs:
-                self._run_epoch(x, per_epoch, bar)
+                self._run_epoch(x, y, per_epoch, bar)
                 self.epoch += 1
                 self._write_history()
                 if self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs:
@@ -112,15 +115,16 @@ class Trainer:
             self.method.eval()
         return self.history
 
-    def _run_epoch(self, x: Tensor, per_epoch: int, bar: tqdm) -> None:
+    def _run_epoch(self, x: Tensor, y: Tensor | None, per_epoch: int, bar: tqdm) -> None:
         start = time.perf_counter()
         ctx = StepContext(self.epoch, self.epochs, self.generator)
         perm = torch.randperm(x.shape[0], generator=self.generator)
         sums: dict[str, Tensor] = {}
         bar.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
         for i in range(per_epoch):
-            batch = x[perm[i * self.batch_size:(i + 1) * self.batch_size]]
-            terms = self.method.training_step(batch, self.optimizer, ctx)
+            idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            ctx.labels = None if y is None else y[idx]
+            terms = self.method.training_step(x[idx], self.optimizer, ctx)
             for k, v in terms.items():
                 sums[k] = sums[k] + v if k in sums else v.clone()
             if (i + 1) % self.check_every == 0 or i + 1 == per_epoch:

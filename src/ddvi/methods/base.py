@@ -15,11 +15,13 @@ from ddvi.priors import Prior
 
 @dataclass
 class StepContext:
-    """Where training is: ``epoch`` counts from 0; ``generator`` drives all sampling."""
+    """Where training is: ``epoch`` counts from 0; ``generator`` drives all sampling;
+    ``labels`` holds the current batch's labels (-1 = unlabeled) when the task has any."""
 
     epoch: int
     epochs: int
     generator: torch.Generator | None = None
+    labels: Tensor | None = None
 
 
 def linear_warmup(weight: float, epoch: int, epochs: int, fraction: float) -> float:
