@@ -129,3 +129,31 @@ def test_sklearn_clone_and_params():
     m = small(prior="square", timesteps=7)
     c = clone(m)
     assert c.get_params() == m.get_params()
+
+
+@pytest.mark.parametrize("method", ["aevb", "ddvi", "aaeb"])
+def test_semi_supervised_fit_predict_save_load(method, tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 96)
+    X = data()
+    y_masked = y.copy()
+    y_masked[20:] = -1
+    m = small(method=method, prior="square").fit(X, y_masked)
+    assert m.options_.task == "semi-supervised"
+    pred = m.predict(X)
+    assert pred.shape == (96,) and pred.min() >= 0 and pred.max() < 10
+    assert np.allclose(m.predict_proba(X).sum(1), 1, atol=1e-5)
+    loaded = DDVI.load(m.save(tmp_path / "m"))
+    assert np.array_equal(loaded.predict(X), pred)
+    assert np.array_equal(loaded.transform(X), m.transform(X))
+    if method == "ddvi":
+        assert m.method_.base.sleep == "latent"
+
+
+def test_semi_supervised_bad_labels():
+    with pytest.raises(ValueError, match="partitions"):
+        small(prior="square").fit(data(), np.full(96, 12))
+    with pytest.raises(ValueError, match="shape"):
+        small(prior="square").fit(data(), np.zeros(5, dtype=int))
+    with pytest.raises(ValueError, match="predict needs"):
+        small(method="aevb").fit(data()).predict(data())

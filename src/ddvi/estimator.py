@@ -11,7 +11,7 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,8 @@ class _Options:
     n_features: int
     build: dict[str, Any]
     binarize: bool
+    task: str = "unsupervised"
+    task_options: dict[str, Any] = field(default_factory=dict)
 
 
 class DDVI(TransformerMixin, BaseEstimator):
@@ -74,16 +76,21 @@ class DDVI(TransformerMixin, BaseEstimator):
     uses the paper's KL weight (DDVI 0.003, AEVB 0.01 with warm-up and prior weight 5) converted
     to nats per example. ``binarize`` thresholds [0, 1] data at 0.5 for the Bernoulli likelihood,
     so the reported ELBO bounds a proper likelihood of the data.
+
+    Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
+    semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
+    trained with weight ``alpha``; ``predict`` gives classes; DDVI uses ``sleep="latent"``).
     """
 
     def __init__(self, method: str = "ddvi", prior: str = "pinwheel", likelihood: str = "bernoulli",
                  latent_dim: int = 2, epochs: int = 10, batch_size: int = 128, lr: float | None = None,
-                 hidden: tuple[int, ...] = (1000, 1000), sleep: str = "full", timesteps: int = 20,
+                 hidden: tuple[int, ...] = (1000, 1000), sleep: str | None = None, timesteps: int = 20,
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, prior_weight: float | None = None,
                  warmup_steps: int = 2000, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
-                 verbose: bool = True, run_dir: str | None = None, checkpoint_every: int = 1):
+                 verbose: bool = True, run_dir: str | None = None, checkpoint_every: int = 1,
+                 alpha: float = 1.0, classifier_hidden: tuple[int, ...] = (1000,)):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden
         self.sleep, self.timesteps, self.schedule = sleep, timesteps, schedule
@@ -92,6 +99,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.prior_weight, self.warmup_steps, self.dropout = prior_weight, warmup_steps, dropout
         self.binarize, self.seed, self.verbose = binarize, seed, verbose
         self.run_dir, self.checkpoint_every = run_dir, checkpoint_every
+        self.alpha, self.classifier_hidden = alpha, classifier_hidden
 
     # ---- data ---------------------------------------------------------------------------------
     def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:
@@ -107,37 +115,77 @@ class DDVI(TransformerMixin, BaseEstimator):
                 X = (X > 0.5).astype(np.float32)
         return torch.from_numpy(X)
 
-    def _build(self, n_features: int) -> Method:
+    def _build(self, n_features: int, task: str, task_options: dict[str, Any]) -> Method:
         opts = self.options_ if hasattr(self, "options_") else None
-        build = opts.build if opts else {k: getattr(self, k) for k in _BUILD_KEYS}
+        build = dict(opts.build) if opts else {k: getattr(self, k) for k in _BUILD_KEYS}
         build["hidden"] = tuple(build["hidden"])
+        if build.get("sleep") is None:
+            build["sleep"] = "latent" if task == "semi-supervised" else "full"
         torch.manual_seed(self.seed)
+        if task == "semi-supervised":
+            from ddvi.tasks import build_semi_supervised
+
+            return build_semi_supervised(self.method, n_features, alpha=task_options["alpha"],
+                                         classifier_hidden=tuple(task_options["classifier_hidden"]),
+                                         **build)
         return build_method(self.method, n_features, **build)
+
+    def _labels(self, y: Any, n: int) -> torch.Tensor:
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},), got {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                raise ValueError("y must hold integer class labels (-1 = unlabeled)")
+        y = y.astype(np.int64)
+        if (y < -1).any():
+            raise ValueError("labels must be >= 0, or -1 for unlabeled rows")
+        return torch.from_numpy(y)
 
     # ---- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, resume: bool = False) -> DDVI:
-        """Fit on X (n, d) or images (n, H, W[, C]); ``y`` is ignored (unsupervised)."""
-        if y is not None and np.any(np.asarray(y) == -1):
-            raise NotImplementedError("semi-supervised fitting (y = -1 for unlabeled rows) is not "
-                                      "available yet")
+        """Fit on X (n, d) or images (n, H, W[, C]). With ``y`` (class labels, -1 = unlabeled)
+        the task is semi-supervised; ``resume`` continues from ``run_dir``'s checkpoint."""
         for attr in ("options_", "method_"):
             self.__dict__.pop(attr, None)
         data = self._prepare(X, self.binarize)
-        self.method_ = self._build(data.shape[1])
+        labels = None if y is None else self._labels(y, data.shape[0])
+        task = "unsupervised" if labels is None else "semi-supervised"
+        task_options = {} if labels is None else {"alpha": self.alpha,
+                                                  "classifier_hidden": list(self.classifier_hidden)}
+        self.method_ = self._build(data.shape[1], task, task_options)
         self.method_.likelihood.check_data(data)
-        self.options_ = _Options(self.method, data.shape[1],
-                                 {k: getattr(self, k) for k in _BUILD_KEYS}, self.binarize)
+        if labels is not None and labels.max() >= self.method_.prior.n_partitions:
+            raise ValueError(f"labels go up to {int(labels.max())} but the {self.prior!r} prior has "
+                             f"{self.method_.prior.n_partitions} partitions (one per class)")
+        build = {k: getattr(self, k) for k in _BUILD_KEYS}
+        self.options_ = _Options(self.method, data.shape[1], build, self.binarize, task, task_options)
         lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
         trainer = Trainer(self.method_, epochs=self.epochs, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, run_dir=self.run_dir, verbose=self.verbose,
                           checkpoint_every=self.checkpoint_every, config=self._config())
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
-        if self.warmup_steps and isinstance(self.method_, DDVIMethod) and not resuming:
+        has_denoiser = isinstance(getattr(self.method_, "base", self.method_), DDVIMethod)
+        if self.warmup_steps and has_denoiser and not resuming:
             self.method_.pretrain_denoiser(self.warmup_steps, self.batch_size, 1e-3,
                                            trainer.generator)
-        self.history_ = trainer.fit(data, resume=resume)
+        self.history_ = trainer.fit(data, resume=resume, y=labels)
         self.n_features_in_ = data.shape[1]
         return self
+
+    @torch.no_grad()
+    def predict_proba(self, X: Any, batch_size: int = 1024) -> np.ndarray:
+        """Class probabilities q(l|x) of a semi-supervised model."""
+        self._check_fitted()
+        if not hasattr(self.method_, "predict_proba"):
+            raise ValueError("predict needs a semi-supervised model: fit(X, y) with labels")
+        data = self._prepare(X, self.options_.binarize)
+        self.method_.eval()
+        return torch.cat([self.method_.predict_proba(b) for b in data.split(batch_size)]).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each row (semi-supervised models)."""
+        return self.predict_proba(X).argmax(1)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "method_"):
@@ -198,7 +246,8 @@ class DDVI(TransformerMixin, BaseEstimator):
         model = cls(**{k: tuple(v) if k == "hidden" else v for k, v in config["params"].items()})
         opts = config["options"]
         model.options_ = _Options(**opts)
-        model.method_ = model._build(opts["n_features"])
+        model.method_ = model._build(opts["n_features"], model.options_.task,
+                                     model.options_.task_options)
         state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         model.method_.load_state_dict(state)
         model.method_.eval()
