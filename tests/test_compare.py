@@ -40,3 +40,12 @@ def test_compare_runs_caches_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr("ddvi.estimator.DDVI.fit", fail)
     again = cmp.compare(**args)
     assert [f["elbo"] for f in again["fits"]] == [f["elbo"] for f in first["fits"]]
+
+
+def test_table2_layout_semi_supervised(tmp_path):
+    res = cmp.compare(["aevb"], ["square"], [0], epochs=1, out=tmp_path, n_train=256,
+                      mmd_samples=100, verbose=False, n_labels=50)
+    assert res["layout"] == "table2" and (tmp_path / "table2.md").exists()
+    fit = res["fits"][0]
+    assert 0 <= fit["accuracy"] <= 1 and fit["spec"]["n_labels"] == 50
+    assert "kNN-20 accuracy" in res["markdown"] and "(paper: 0.86 ± 0.01)" in res["markdown"]

@@ -29,13 +29,17 @@ def fit(
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(128, min=1),
     lr: float | None = typer.Option(None, help="Adam learning rate (default: the paper's)"),
-    sleep: str = typer.Option("full", help="DDVI sleep term: none | latent | full"),
+    sleep: str | None = typer.Option(None, help="DDVI sleep term: none | latent | full (default: "
+                                     "full, or latent when semi-supervised)"),
     timesteps: int = typer.Option(20, min=1, help="DDVI diffusion steps T"),
     schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),
     beta_reg: float | None = typer.Option(None, help="weight of L_reg (default: the paper's)"),
     beta_diff: float = typer.Option(1.0, help="weight of the sleep term"),
     warmup_steps: int = typer.Option(2000, help="DDVI: denoiser pre-training steps on prior samples"),
     n_train: int | None = typer.Option(None, help="use a random subset of the training set"),
+    n_labels: int | None = typer.Option(None, help="semi-supervised: keep exactly this many labels"),
+    balanced: bool = typer.Option(False, help="semi-supervised: the same number of labels per class"),
+    alpha: float = typer.Option(1.0, help="semi-supervised: weight of the classification loss"),
     seed: int = typer.Option(0),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),
     resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint"),
@@ -53,6 +57,8 @@ def fit(
       ddvi fit --method aevb --prior square --n-train 10000 --epochs 2 -q
 
       ddvi fit --out runs/ddvi-pinwheel --epochs 20 --resume
+
+      ddvi fit --method ddvi --prior square --n-labels 1000 --balanced   # semi-supervised
     """
     from ddvi.estimator import DDVI
     from ddvi.report import evaluate as run_eval
@@ -64,9 +70,14 @@ def fit(
     model = DDVI(method=method, prior=prior, epochs=epochs, batch_size=batch_size, lr=lr,
                  sleep=sleep, timesteps=timesteps, schedule=schedule, beta_reg=beta_reg,
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
-                 run_dir=str(run))
+                 run_dir=str(run), alpha=alpha)
+    y_semi = None
+    if n_labels is not None:
+        from ddvi.tasks import select_labels
+
+        y_semi = select_labels(y_fit, n_labels, seed=seed, balanced=balanced)
     start = time.perf_counter()
-    model.fit(x_fit, resume=resume)
+    model.fit(x_fit, y_semi, resume=resume)
     train_seconds = time.perf_counter() - start
     model.save(run / "model")
     if evaluate_after:
@@ -74,6 +85,7 @@ def fit(
                      dataset=dataset)
         m["train_seconds"] = train_seconds
         m["n_train"] = int(len(x_fit))
+        m["n_labels"] = n_labels
         write_json(m, run / "metrics.json")
         write_figures(model, run, x_test, y_test, seed=seed)
         _print_metrics(m)
@@ -81,7 +93,7 @@ def fit(
 
 
 def _print_metrics(m: dict) -> None:
-    keys = ["elbo", "elbo_per_pixel_rec", "mmd", "latent_nll", "knn_accuracy"]
+    keys = ["elbo", "elbo_per_pixel_rec", "mmd", "latent_nll", "knn_accuracy", "accuracy"]
     parts = [f"{k}={m[k]:.4g}" for k in keys if isinstance(m.get(k), float)]
     typer.echo(f"{m['method']} / {m['prior']}: " + "  ".join(parts))
 
@@ -154,10 +166,13 @@ def compare(
     dataset: str = typer.Option("mnist"),
     data_dir: Path | None = typer.Option(None),
     mmd_samples: int = typer.Option(2000, help="samples per side for MMD (paper: 10 000)"),
+    n_labels: int | None = typer.Option(None, help="semi-supervised with this many class-balanced "
+                                              "labels: the Table 2 layout (paper: 1000)"),
     out: Path = typer.Option(Path("runs/compare"), "--out", "-o"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Fit methods x priors x seeds and write the paper's Table 1 layout (table1.md/json) to OUT.
+    """Fit methods x priors x seeds and write the paper's Table 1 layout (table1.md/json) to OUT,
+    or with --n-labels the semi-supervised Table 2 layout (table2.md/json).
 
     Finished fits are cached in OUT/fits, so an interrupted comparison resumes where it stopped.
 
@@ -166,6 +181,8 @@ def compare(
       ddvi compare --methods aevb,ddvi --priors pinwheel --seeds 0,1 --epochs 2 --n-train 10000
 
       ddvi compare --out runs/table1 --epochs 20
+
+      ddvi compare --methods aevb,aevb-iaf,aaeb,ddvi --n-labels 1000 --out runs/table2
     """
     from ddvi.bench.compare import compare as run_compare
     from ddvi.methods import METHODS
@@ -176,9 +193,9 @@ def compare(
         raise typer.BadParameter(f"unknown methods {unknown}; choose from {METHODS}")
     result = run_compare(method_list, _csv(priors), _csv(seeds, int), epochs, out,
                          n_train=n_train, dataset=dataset, data_dir=data_dir,
-                         mmd_samples=mmd_samples, verbose=not quiet)
+                         mmd_samples=mmd_samples, verbose=not quiet, n_labels=n_labels)
     typer.echo(result["markdown"])
-    typer.echo(f"wrote {out / 'table1.md'} and {out / 'table1.json'}")
+    typer.echo(f"wrote {out / (result['layout'] + '.md')} and {out / (result['layout'] + '.json')}")
 
 
 def _load(run: Path):

@@ -65,6 +65,9 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
         out["knn_accuracy"] = metrics.knn_accuracy(z_train, y_train, z_test, y_test, k=20)
         out["knn_protocol"] = ("kNN-20 on one posterior draw per example, fitted on all "
                                f"{len(z_train)} training labels, scored on the test set")
+    if hasattr(model.method_, "predict_proba") and y_test is not None:
+        out["accuracy"] = float((model.predict(x_test) == np.asarray(y_test)).mean())
+        out["accuracy_protocol"] = "the model's classifier q(l|x) on the test set"
     out["eval_seconds"] = time.perf_counter() - start
     return out
 

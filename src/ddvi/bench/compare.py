@@ -1,4 +1,5 @@
-"""Fit methods x priors x seeds on one dataset and tabulate them in the layout of the paper's Table 1.
+"""Fit methods x priors x seeds on one dataset and tabulate them in the layout of the paper's Table 1
+(unsupervised) or Table 2 (semi-supervised, with ``n_labels``).
 
 Every finished fit is cached under ``OUT/fits/<key>/`` (key = hash of its full configuration), so
 an interrupted comparison resumes and a rerun only computes what is missing.
@@ -17,14 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from ddvi.bench.paper import TABLE1
+from ddvi.bench.paper import TABLE1, TABLE2
 from ddvi.metrics import mean_ci
 
-METRICS = {  # key -> (title, higher is better)
-    "elbo": ("ELBO (lower bound, nats per example)", True),
-    "elbo_per_pixel_rec": ("ELBO as the paper computes it (reconstruction per pixel; not a bound)", True),
-    "mmd": ("MMD (paper kernel)", False),
-    "latent_nll": ("Latent NLL (small-bandwidth KDE protocol)", False),
+TITLES = {
+    "elbo": "ELBO (lower bound, nats per example)",
+    "elbo_per_pixel_rec": "ELBO as the paper computes it (reconstruction per pixel; not a bound)",
+    "mmd": "MMD (paper kernel)",
+    "latent_nll": "Latent NLL (small-bandwidth KDE protocol)",
+    "knn_accuracy": "kNN-20 accuracy (all training labels, reference notes 5.4)",
+    "accuracy": "Classifier q(l|x) accuracy on the test set",
+}
+LAYOUTS = {  # table -> (metrics, paper numbers)
+    "table1": (("elbo", "elbo_per_pixel_rec", "mmd", "latent_nll"), TABLE1),
+    "table2": (("elbo", "elbo_per_pixel_rec", "knn_accuracy", "latent_nll", "accuracy"), TABLE2),
 }
 
 
@@ -40,11 +47,15 @@ class FitSpec:
     dataset: str = "mnist"
     mmd_samples: int = 2000
     options: dict[str, Any] = field(default_factory=dict)
+    n_labels: int | None = None
 
     def key(self) -> str:
         from ddvi import __version__
 
-        blob = json.dumps({**asdict(self), "version": __version__}, sort_keys=True)
+        fields = asdict(self)
+        if fields["n_labels"] is None:  # keeps the keys of unsupervised fits cached before it existed
+            del fields["n_labels"]
+        blob = json.dumps({**fields, "version": __version__}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -63,7 +74,12 @@ def run_fit(spec: FitSpec, data: tuple, cache: Path, verbose: bool = False) -> d
     model = DDVI(method=spec.method, prior=spec.prior, epochs=spec.epochs, seed=spec.seed,
                  verbose=verbose, run_dir=str(folder), **spec.options)
     start = time.perf_counter()
-    model.fit(x_fit, resume=True)
+    y_semi = None
+    if spec.n_labels is not None:
+        from ddvi.tasks import select_labels
+
+        y_semi = select_labels(y_fit, spec.n_labels, seed=spec.seed, balanced=True)
+    model.fit(x_fit, y_semi, resume=True)
     seconds = time.perf_counter() - start
     model.save(folder / "model")
     m = evaluate(model, x_test, y_test, x_fit, y_fit, mmd_samples=spec.mmd_samples, seed=spec.seed,
@@ -75,10 +91,11 @@ def run_fit(spec: FitSpec, data: tuple, cache: Path, verbose: bool = False) -> d
     return m
 
 
-def aggregate(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+def aggregate(results: Sequence[dict[str, Any]],
+              metrics: Sequence[str] = tuple(TITLES)) -> dict[str, dict[str, dict[str, Any]]]:
     """metric -> method -> prior -> {mean, ci, n} over seeds (t-interval)."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
-    for metric in METRICS:
+    for metric in metrics:
         for r in results:
             vals = [s[metric] for s in results if s["method"] == r["method"]
                     and s["prior"] == r["prior"] and s.get(metric) is not None]
@@ -96,11 +113,13 @@ def _fmt(mean: float | None, ci: float | None) -> str:
     return f"{mean:.2f}" if ci is None else f"{mean:.2f} ± {ci:.2f}"
 
 
-def to_markdown(table: dict, methods: Sequence[str], priors: Sequence[str], header: str) -> str:
+def to_markdown(table: dict, methods: Sequence[str], priors: Sequence[str], header: str,
+                layout: str = "table1") -> str:
     lines = [header, ""]
-    for metric, (title, _) in METRICS.items():
-        paper = TABLE1.get(metric, {})
-        lines += [f"### {title}", "", "| method | " + " | ".join(priors) + " |",
+    metrics, paper_numbers = LAYOUTS[layout]
+    for metric in metrics:
+        paper = paper_numbers.get(metric, {})
+        lines += [f"### {TITLES[metric]}", "", "| method | " + " | ".join(priors) + " |",
                   "|---|" + "---|" * len(priors)]
         for method in methods:
             cells = []
@@ -119,27 +138,34 @@ def to_markdown(table: dict, methods: Sequence[str], priors: Sequence[str], head
 def compare(methods: Sequence[str], priors: Sequence[str], seeds: Sequence[int], epochs: int,
             out: str | Path, n_train: int | None = None, dataset: str = "mnist",
             data_dir: str | None = None, mmd_samples: int = 2000, verbose: bool = True,
-            options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Run (or reuse) every fit of the grid; write ``table1.md`` and ``table1.json`` into ``out``."""
+            options: dict[str, dict[str, Any]] | None = None,
+            n_labels: int | None = None) -> dict[str, Any]:
+    """Run (or reuse) every fit of the grid; write ``tableN.md`` and ``tableN.json`` into ``out``
+    (Table 2, semi-supervised with ``n_labels`` class-balanced labels, when n_labels is given)."""
     from tqdm.auto import tqdm
 
     from ddvi.data import load_dataset
 
     out = Path(out)
     data = load_dataset(dataset, data_dir)
-    specs = [FitSpec(m, p, s, epochs, n_train, dataset, mmd_samples, (options or {}).get(m, {}))
-             for p in priors for m in methods for s in seeds]
+    specs = [FitSpec(m, p, s, epochs, n_train, dataset, mmd_samples, (options or {}).get(m, {}),
+                     n_labels) for p in priors for m in methods for s in seeds]
+    layout = "table1" if n_labels is None else "table2"
     results = []
     for spec in tqdm(specs, desc="fits", disable=not verbose):
         results.append(run_fit(spec, data, out / "fits"))
-    table = aggregate(results)
+    table = aggregate(results, LAYOUTS[layout][0])
     scale = f"{epochs} epochs on {n_train or 'all'} training images"
-    header = (f"## Table 1 layout: {dataset}, {scale}, seeds {list(seeds)} (mean ± 95% t-interval)\n\n"
+    if n_labels is not None:
+        scale += f", {n_labels} labels (class-balanced)"
+    name = {"table1": "Table 1", "table2": "Table 2"}[layout]
+    header = (f"## {name} layout: {dataset}, {scale}, seeds {list(seeds)} "
+              "(mean ± 95% t-interval)\n\n"
               "Paper numbers (in parentheses) come from 200-epoch runs; its ELBO averages the "
               "reconstruction over pixels, so compare it with the second block, not the first.")
-    md = to_markdown(table, methods, priors, header)
+    md = to_markdown(table, methods, priors, header, layout)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table1.md").write_text(md + "\n")
-    (out / "table1.json").write_text(json.dumps({"table": table, "fits": results}, indent=1,
-                                                default=float))
-    return {"table": table, "markdown": md, "fits": results}
+    (out / f"{layout}.md").write_text(md + "\n")
+    (out / f"{layout}.json").write_text(json.dumps({"table": table, "fits": results}, indent=1,
+                                                   default=float))
+    return {"table": table, "markdown": md, "fits": results, "layout": layout}
