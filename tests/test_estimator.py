@@ -157,3 +157,29 @@ def test_semi_supervised_bad_labels():
         small(prior="square").fit(data(), np.zeros(5, dtype=int))
     with pytest.raises(ValueError, match="predict needs"):
         small(method="aevb").fit(data()).predict(data())
+
+
+@pytest.mark.parametrize("cluster_model", ["mixture", "variable"])
+def test_clustering_fit_predict_save_load(cluster_model, tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 12)) * 4
+    truth = rng.integers(0, 3, 150)
+    X = (centres[truth] + rng.normal(size=(150, 12)) * 0.3).astype(np.float32)
+    m = small(method="aevb", likelihood="gaussian", n_clusters=3, cluster_model=cluster_model,
+              epochs=3)
+    ids = m.fit_predict(X)
+    assert ids.shape == (150,) and ids.min() >= 0 and ids.max() < 3
+    assert m.options_.task == "clustering"
+    loaded = DDVI.load(m.save(tmp_path / "m"))
+    assert np.array_equal(loaded.predict(X), ids)
+    from ddvi.report import evaluate
+
+    out = evaluate(loaded, X, truth, mmd_samples=50)
+    assert {"purity", "nmi", "completeness"} <= set(out["clusters_model"]) <= set(out["clusters_gmm"])
+
+
+def test_clustering_needs_n_clusters():
+    with pytest.raises(ValueError, match="n_clusters"):
+        small().fit_predict(data())
+    with pytest.raises(ValueError, match="cluster_model"):
+        small(n_clusters=2, cluster_model="kmeans").fit(data())

@@ -80,6 +80,9 @@ class DDVI(TransformerMixin, BaseEstimator):
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
     trained with weight ``alpha``; ``predict`` gives classes; DDVI uses ``sleep="latent"``).
+    With ``n_clusters`` the task is clustering (section 4.2): ``cluster_model="mixture"`` learns
+    the means of a Gaussian-mixture prior, ``"variable"`` adds a latent cluster variable with a
+    Dirichlet prior; ``fit_predict``/``predict`` give cluster ids.
     """
 
     def __init__(self, method: str = "ddvi", prior: str = "pinwheel", likelihood: str = "bernoulli",
@@ -90,7 +93,8 @@ class DDVI(TransformerMixin, BaseEstimator):
                  denoiser_hidden: int = 128, prior_weight: float | None = None,
                  warmup_steps: int = 2000, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
                  verbose: bool = True, run_dir: str | None = None, checkpoint_every: int = 1,
-                 alpha: float = 1.0, classifier_hidden: tuple[int, ...] = (1000,)):
+                 alpha: float = 1.0, classifier_hidden: tuple[int, ...] = (1000,),
+                 n_clusters: int | None = None, cluster_model: str = "mixture"):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden
         self.sleep, self.timesteps, self.schedule = sleep, timesteps, schedule
@@ -100,6 +104,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.binarize, self.seed, self.verbose = binarize, seed, verbose
         self.run_dir, self.checkpoint_every = run_dir, checkpoint_every
         self.alpha, self.classifier_hidden = alpha, classifier_hidden
+        self.n_clusters, self.cluster_model = n_clusters, cluster_model
 
     # ---- data ---------------------------------------------------------------------------------
     def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:
@@ -128,6 +133,17 @@ class DDVI(TransformerMixin, BaseEstimator):
             return build_semi_supervised(self.method, n_features, alpha=task_options["alpha"],
                                          classifier_hidden=tuple(task_options["classifier_hidden"]),
                                          **build)
+        if task == "clustering":
+            from ddvi.tasks import build_cluster_variable, build_mixture_clustering
+
+            build.pop("prior")
+            k, model = task_options["n_clusters"], task_options["cluster_model"]
+            if model == "mixture":
+                return build_mixture_clustering(self.method, n_features, k, seed=self.seed, **build)
+            if model == "variable":
+                return build_cluster_variable(self.method, n_features, k, mode="prior",
+                                              seed=self.seed, n_data=task_options["n_data"], **build)
+            raise ValueError(f"unknown cluster_model {model!r}; choose 'mixture' or 'variable'")
         return build_method(self.method, n_features, **build)
 
     def _labels(self, y: Any, n: int) -> torch.Tensor:
@@ -150,9 +166,17 @@ class DDVI(TransformerMixin, BaseEstimator):
             self.__dict__.pop(attr, None)
         data = self._prepare(X, self.binarize)
         labels = None if y is None else self._labels(y, data.shape[0])
-        task = "unsupervised" if labels is None else "semi-supervised"
-        task_options = {} if labels is None else {"alpha": self.alpha,
-                                                  "classifier_hidden": list(self.classifier_hidden)}
+        if labels is not None:
+            task = "semi-supervised"
+            task_options = {"alpha": self.alpha, "classifier_hidden": list(self.classifier_hidden)}
+        elif self.n_clusters is not None:
+            if self.n_clusters < 1:
+                raise ValueError(f"n_clusters must be >= 1, got {self.n_clusters}")
+            task = "clustering"
+            task_options = {"n_clusters": self.n_clusters, "cluster_model": self.cluster_model,
+                            "n_data": int(data.shape[0])}
+        else:
+            task, task_options = "unsupervised", {}
         self.method_ = self._build(data.shape[1], task, task_options)
         self.method_.likelihood.check_data(data)
         if labels is not None and labels.max() >= self.method_.prior.n_partitions:
@@ -178,14 +202,28 @@ class DDVI(TransformerMixin, BaseEstimator):
         """Class probabilities q(l|x) of a semi-supervised model."""
         self._check_fitted()
         if not hasattr(self.method_, "predict_proba"):
-            raise ValueError("predict needs a semi-supervised model: fit(X, y) with labels")
+            raise ValueError("predict_proba needs a semi-supervised model: fit(X, y) with labels")
         data = self._prepare(X, self.options_.binarize)
         self.method_.eval()
         return torch.cat([self.method_.predict_proba(b) for b in data.split(batch_size)]).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable class of each row (semi-supervised models)."""
+        """Classes (semi-supervised models) or cluster ids (clustering models) of the rows of X."""
+        self._check_fitted()
+        if self.options_.task == "clustering":
+            from ddvi.tasks import predict_clusters
+
+            return predict_clusters(self.method_, self._prepare(X, self.options_.binarize))
+        if self.options_.task != "semi-supervised":
+            raise ValueError("predict needs a semi-supervised model (fit(X, y)) or a clustering "
+                             "model (n_clusters=K)")
         return self.predict_proba(X).argmax(1)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit a clustering model (``n_clusters`` must be set) and return the cluster of each row."""
+        if self.n_clusters is None:
+            raise ValueError("fit_predict clusters the data: set n_clusters")
+        return self.fit(X).predict(X)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "method_"):

@@ -65,6 +65,15 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
         out["knn_accuracy"] = metrics.knn_accuracy(z_train, y_train, z_test, y_test, k=20)
         out["knn_protocol"] = ("kNN-20 on one posterior draw per example, fitted on all "
                                f"{len(z_train)} training labels, scored on the test set")
+    if model.options_.task == "clustering" and y_test is not None:
+        from ddvi.cluster_metrics import cluster_scores, gmm_clusters
+
+        k = model.options_.task_options["n_clusters"]
+        out["clusters_model"] = cluster_scores(y_test, model.predict(x_test))
+        out["clusters_model_protocol"] = f"the model's own {k} clusters vs the test labels"
+        out["clusters_gmm"] = cluster_scores(y_test, gmm_clusters(z_test, n_components=k))
+        out["clusters_gmm_protocol"] = (f"post-hoc {k}-component full-covariance GMM on one "
+                                        "posterior draw per example (reference notes 5.5)")
     if hasattr(model.method_, "predict_proba") and y_test is not None:
         out["accuracy"] = float((model.predict(x_test) == np.asarray(y_test)).mean())
         out["accuracy_protocol"] = "the model's classifier q(l|x) on the test set"
