@@ -46,3 +46,14 @@ def test_clear_errors(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as err:
         main()
     assert err.value.code == 2 and "banana" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra,key", [(["--n-labels", "100", "--balanced", "--prior", "square"], "accuracy"),
+                                       (["--n-clusters", "10"], "clusters_gmm")])
+def test_fit_semi_supervised_and_clustering(tmp_path, extra, key):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["fit", "--method", "aevb", "--epochs", "1", "--n-train", "512",
+                                 "--out", str(run), "-q", "--mmd-samples", "100", *extra])
+    assert result.exit_code == 0, result.output
+    m = json.loads((run / "metrics.json").read_text())
+    assert key in m

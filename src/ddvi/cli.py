@@ -40,6 +40,9 @@ def fit(
     n_labels: int | None = typer.Option(None, help="semi-supervised: keep exactly this many labels"),
     balanced: bool = typer.Option(False, help="semi-supervised: the same number of labels per class"),
     alpha: float = typer.Option(1.0, help="semi-supervised: weight of the classification loss"),
+    n_clusters: int | None = typer.Option(None, help="clustering: number of clusters"),
+    cluster_model: str = typer.Option("mixture", help="clustering: mixture (learned prior means) | "
+                                                      "variable (Dirichlet cluster variable)"),
     seed: int = typer.Option(0),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),
     resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint"),
@@ -59,6 +62,8 @@ def fit(
       ddvi fit --out runs/ddvi-pinwheel --epochs 20 --resume
 
       ddvi fit --method ddvi --prior square --n-labels 1000 --balanced   # semi-supervised
+
+      ddvi fit --method ddvi --n-clusters 10 --epochs 5                  # clustering
     """
     from ddvi.estimator import DDVI
     from ddvi.report import evaluate as run_eval
@@ -70,7 +75,7 @@ def fit(
     model = DDVI(method=method, prior=prior, epochs=epochs, batch_size=batch_size, lr=lr,
                  sleep=sleep, timesteps=timesteps, schedule=schedule, beta_reg=beta_reg,
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
-                 run_dir=str(run), alpha=alpha)
+                 run_dir=str(run), alpha=alpha, n_clusters=n_clusters, cluster_model=cluster_model)
     y_semi = None
     if n_labels is not None:
         from ddvi.tasks import select_labels
