@@ -65,22 +65,8 @@ class DDVI(Method):
 
     def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
                       ctx: StepContext) -> dict[str, Tensor]:
-        g = ctx.generator
-        terms = self.wake_loss(x, g)
-        loss = terms["loss"]
-        if self.sleep == "latent":
-            terms["sleep"] = self.latent_sleep_loss(x.shape[0], g)
-            loss = loss + self.beta_diff * terms["sleep"]
-        self._step(optimizer, loss)
-        if self.sleep == "full":
-            sleep_total = x.new_zeros(())
-            for _ in range(self.sleep_steps):
-                sleep = self.full_sleep_loss(x.shape[0], g)
-                self._step(optimizer, self.beta_diff * sleep)
-                sleep_total = sleep_total + sleep.detach()
-            terms["sleep"] = sleep_total / self.sleep_steps
-        terms["loss"] = loss
-        return {k: v.detach() for k, v in terms.items()}
+        return wake_sleep_step(self, self.wake_loss(x, ctx.generator), x.shape[0], optimizer,
+                               ctx.generator)
 
     def pretrain_denoiser(self, steps: int, batch_size: int, lr: float,
                           generator: torch.Generator | None = None) -> list[float]:
@@ -101,3 +87,25 @@ class DDVI(Method):
             if i % 100 == 0:
                 losses.append(float(loss.detach()))
         return losses
+
+
+def wake_sleep_step(method: Method, terms: dict[str, Tensor], n: int, optimizer: torch.optim.Optimizer,
+                    generator: torch.Generator | None) -> dict[str, Tensor]:
+    """DDVI's update schedule for a method with ``sleep``, ``beta_diff``, ``sleep_steps`` and
+    ``latent_sleep_loss``/``full_sleep_loss``: one step on the wake loss ``terms["loss"]`` (plus
+    the latent sleep term), then ``sleep_steps`` steps on the full sleep term. Returns the
+    detached terms."""
+    loss = terms["loss"]
+    if method.sleep == "latent":
+        terms["sleep"] = method.latent_sleep_loss(n, generator)
+        loss = loss + method.beta_diff * terms["sleep"]
+    method._step(optimizer, loss)
+    if method.sleep == "full":
+        total = loss.new_zeros(())
+        for _ in range(method.sleep_steps):
+            sleep = method.full_sleep_loss(n, generator)
+            method._step(optimizer, method.beta_diff * sleep)
+            total = total + sleep.detach()
+        terms["sleep"] = total / method.sleep_steps
+    terms["loss"] = loss
+    return {k: v.detach() for k, v in terms.items()}

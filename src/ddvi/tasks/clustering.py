@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from ddvi.methods import build_method
 from ddvi.methods.base import Method, StepContext, linear_warmup
-from ddvi.methods.ddvi import DDVI
+from ddvi.methods.ddvi import DDVI, wake_sleep_step
 from ddvi.nets import mlp
 from ddvi.priors import MixturePrior
 
@@ -307,19 +307,7 @@ class ClusterVariable(Method):
             - self.log_dirichlet() / n_data
         terms = {"loss": loss, "rec": t["rec"].mean(), "reg": reg.mean(),
                  "cluster": t["cluster"].mean(), "elbo": t["elbo"].mean()}
-        if self.sleep == "latent":
-            terms["sleep"] = self.latent_sleep_loss(x.shape[0], g)
-            loss = loss + self.beta_diff * terms["sleep"]
-        self._step(optimizer, loss)
-        if self.sleep == "full":
-            total = x.new_zeros(())
-            for _ in range(self.sleep_steps):
-                sleep = self.full_sleep_loss(x.shape[0], g)
-                self._step(optimizer, self.beta_diff * sleep)
-                total = total + sleep.detach()
-            terms["sleep"] = total / self.sleep_steps
-        terms["loss"] = loss
-        return {k: v.detach() for k, v in terms.items()}
+        return wake_sleep_step(self, terms, x.shape[0], optimizer, g)
 
     def pretrain_denoiser(self, steps: int, batch_size: int, lr: float,
                           generator: torch.Generator | None = None) -> list[float]:
