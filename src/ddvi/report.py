@@ -69,6 +69,7 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
         from ddvi.cluster_metrics import cluster_scores, gmm_clusters
 
         k = model.options_.task_options["n_clusters"]
+        out["prior"] = f"{k}-cluster {model.options_.task_options['cluster_model']} model"
         out["clusters_model"] = cluster_scores(y_test, model.predict(x_test))
         out["clusters_model_protocol"] = f"the model's own {k} clusters vs the test labels"
         out["clusters_gmm"] = cluster_scores(y_test, gmm_clusters(z_test, n_components=k))
