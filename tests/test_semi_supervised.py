@@ -275,15 +275,26 @@ def test_trainer_runs_with_partial_labels(method):
     assert len(hist) == 2 and "cls" in hist[-1]
     assert all(math.isfinite(v) for v in hist[-1].values())
     if method == "ddvi":
-        assert "sleep" in hist[-1] and m.base.sleep == "latent"
+        assert "sleep" in hist[-1] and m.base.sleep == "full"
     assert m.predict(x).shape == (48,)
     # unlabelled data (no y) trains too
     Trainer(m, epochs=1, batch_size=16, lr=1e-3, verbose=False).fit(x)
 
 
+def test_full_sleep_semi_supervised_ddvi():
+    """sleep='full' (the official final stage): the wake step, then sleep steps on phi only."""
+    m = toy_semi("ddvi", sleep="full", fantasy="mean")
+    opt = m.configure_optimizer(1e-3)
+    x, labels = torch.randn(16, D, generator=gen(1)), torch.tensor([0, 3] + [-1] * 14)
+    out = m.training_step(x, opt, StepContext(0, 1, gen(2), labels))
+    assert torch.isfinite(out["sleep"]) and torch.isfinite(out["loss"])
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    m._step(opt, m.base.full_sleep_loss(16, gen(3)))
+    changed = {k for k, v in m.state_dict().items() if not torch.equal(before[k], v)}
+    assert changed and all(k.startswith("posterior.") for k in changed), changed
+
+
 def test_errors():
-    with pytest.raises(ValueError, match="latent"):
-        toy_semi("ddvi", sleep="full")
     with pytest.raises(ValueError, match="partition"):
         toy_semi(prior="gaussian")
     m = toy_semi()

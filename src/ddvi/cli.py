@@ -29,8 +29,7 @@ def fit(
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(128, min=1),
     lr: float | None = typer.Option(None, help="Adam learning rate (default: the paper's)"),
-    sleep: str | None = typer.Option(None, help="DDVI sleep term: none | latent | full (default: "
-                                     "full, or latent when semi-supervised)"),
+    sleep: str = typer.Option("full", help="DDVI sleep term: none | latent | full"),
     timesteps: int = typer.Option(20, min=1, help="DDVI diffusion steps T"),
     schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),
     beta_reg: float | None = typer.Option(None, help="weight of L_reg (default: the paper's)"),

@@ -79,7 +79,7 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
-    trained with weight ``alpha``; ``predict`` gives classes; DDVI uses ``sleep="latent"``).
+    trained with weight ``alpha``; ``predict`` gives classes).
     With ``n_clusters`` the task is clustering (section 4.2): ``cluster_model="mixture"`` learns
     the means of a Gaussian-mixture prior, ``"variable"`` adds a latent cluster variable with a
     Dirichlet prior; ``fit_predict``/``predict`` give cluster ids.
@@ -125,7 +125,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         build = dict(opts.build) if opts else {k: getattr(self, k) for k in _BUILD_KEYS}
         build["hidden"] = tuple(build["hidden"])
         if build.get("sleep") is None:
-            build["sleep"] = "latent" if task == "semi-supervised" else "full"
+            build["sleep"] = "full"
         torch.manual_seed(self.seed)
         if task == "semi-supervised":
             from ddvi.tasks import build_semi_supervised
