@@ -87,7 +87,7 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     def __init__(self, method: str = "ddvi", prior: str = "pinwheel", likelihood: str = "bernoulli",
                  latent_dim: int = 2, epochs: int = 10, batch_size: int = 128, lr: float | None = None,
-                 hidden: tuple[int, ...] = (1000, 1000), sleep: str | None = None, timesteps: int = 20,
+                 hidden: tuple[int, ...] = (1000, 1000), sleep: str = "full", timesteps: int = 20,
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, prior_weight: float | None = None,

@@ -51,11 +51,13 @@ class FitSpec:
 
     def key(self) -> str:
         from ddvi import __version__
+        from ddvi.estimator import DDVI
 
-        fields = asdict(self)
-        if fields["n_labels"] is None:  # keeps the keys of unsupervised fits cached before it existed
-            del fields["n_labels"]
-        blob = json.dumps({**fields, "version": __version__}, sort_keys=True)
+        model = DDVI(method=self.method, prior=self.prior, epochs=self.epochs, seed=self.seed,
+                     **self.options)
+        params = {k: v for k, v in model.get_params().items() if k not in ("verbose", "run_dir")}
+        blob = json.dumps({**asdict(self), "params": params, "version": __version__},
+                          sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
