@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ddvi.data.cifar import load_cifar10
 from ddvi.data.images import as_float, load_fashion_mnist, load_mnist, read_idx
 
-DATASETS = ("mnist", "fashion-mnist")
+DATASETS = ("mnist", "fashion-mnist", "cifar10")
 
 
 def load_dataset(name: str, root: str | Path | None = None):
@@ -17,6 +18,8 @@ def load_dataset(name: str, root: str | Path | None = None):
         return load_mnist(root=root)
     if name == "fashion-mnist":
         return load_fashion_mnist(root=root)
+    if name == "cifar10":
+        return load_cifar10(root=root)
     raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
 
 
