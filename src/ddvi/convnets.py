@@ -12,6 +12,9 @@ unconstrained outputs, like ``nets.mlp``: logits for the ``bernoulli`` likelihoo
 ``gaussian`` one (the official decoder's final sigmoid is left to the likelihood).
 
 BatchNorm: in training mode a batch needs at least 2 examples (the last conv map is 1x1).
+
+:func:`architecture` resolves the ``arch`` switch of :func:`ddvi.methods.build_method`
+(``"mlp"`` or ``"conv"``) into an encoder factory and a decoder factory.
 """
 
 from __future__ import annotations
@@ -21,9 +24,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ddvi.nets import mlp
+from ddvi.nets import DecoderFactory, Encoder, EncoderFactory, mlp
 
-__all__ = ["ConvDecoder", "ConvEncoder", "chw_to_flat", "conv_trunk", "flat_to_chw"]
+__all__ = ["ARCHS", "ConvDecoder", "ConvEncoder", "architecture", "chw_to_flat", "conv_trunk",
+           "flat_to_chw"]
+
+ARCHS = ("mlp", "conv")
+CONV_HIDDEN = (1000,)  # the paper's MLP head on the 128 conv features
 
 SIDE = 32
 _PLANE = SIDE * SIDE
@@ -134,3 +141,31 @@ class ConvDecoder(nn.Module):
         lead = z.shape[:-1]
         h = self.fc(z.reshape(-1, self.latent_dim)).view(-1, 64, 1, 1)
         return chw_to_flat(self.blocks(h)).reshape(*lead, self.out_dim)
+
+
+def _conv_decoder(latent_dim: int, hidden: Sequence[int], out_dim: int, dropout: float) -> ConvDecoder:
+    """:class:`DecoderFactory` for the conv decoder (its layout is fixed: ``hidden``, ``dropout``
+    are ignored)."""
+    return ConvDecoder(latent_dim, out_dim)
+
+
+def architecture(arch: str, n_features: int) -> tuple[EncoderFactory, DecoderFactory]:
+    """``(encoder factory, decoder factory)`` for ``arch``.
+
+    ``"mlp"``: :class:`ddvi.nets.Encoder` and :func:`ddvi.nets.mlp`, for any ``n_features``.
+    ``"conv"``: :class:`ConvEncoder` and :class:`ConvDecoder`, for flattened 32x32 images with 1 to
+    3 channels (``n_features`` 1024, 2048 or 3072, HWC order).
+
+    Example:
+        >>> enc, dec = architecture("conv", 3072)
+        >>> enc(3072, [16], {"mean": 2}, 0.0)(torch.rand(2, 3072))["mean"].shape
+        torch.Size([2, 2])
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {ARCHS}")
+    if arch == "mlp":
+        return Encoder, mlp
+    if n_features not in (_PLANE, 2 * _PLANE, 3 * _PLANE):
+        raise ValueError(f"arch='conv' needs flattened 32x32 images with 1-3 channels (n_features "
+                         f"1024, 2048 or 3072, HWC order), got n_features={n_features}")
+    return ConvEncoder, _conv_decoder

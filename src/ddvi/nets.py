@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+
+EncoderFactory = Callable[[int, Sequence[int], dict[str, int], float], nn.Module]
+"""``(in_dim, hidden, heads, dropout) -> module`` mapping x to a dict of named heads: the MLP
+:class:`Encoder` (the posteriors' default) or :class:`ddvi.convnets.ConvEncoder`."""
+DecoderFactory = Callable[[int, Sequence[int], int, float], nn.Module]
+"""``(latent_dim, hidden, out_dim, dropout) -> module`` mapping z to the likelihood's parameters:
+:func:`mlp` or a conv decoder (see :func:`ddvi.convnets.architecture`)."""
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float = 0.0) -> nn.Sequential:

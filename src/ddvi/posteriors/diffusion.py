@@ -18,12 +18,15 @@ import torch
 from torch import Tensor
 
 from ddvi.diffusion import LOG_2PI, NoiseSchedule
-from ddvi.nets import Denoiser, Encoder
+from ddvi.nets import Denoiser, Encoder, EncoderFactory
 from ddvi.posteriors.base import Posterior, diag_normal_log_prob, positive_scale
 
 
 class DiffusionPosterior(Posterior):
     """Encoder to y_T plus a reverse diffusion chain to z.
+
+    One ``encoder`` pass (see :class:`ddvi.posteriors.gaussian.GaussianPosterior`) gives the
+    heads ``mean``, ``scale`` and, if ``context_dim > 0``, the denoiser's context c(x).
 
     Example:
         >>> q = DiffusionPosterior(4, 2, [8], timesteps=5, context_dim=3)
@@ -34,14 +37,15 @@ class DiffusionPosterior(Posterior):
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int], timesteps: int = 20,
                  schedule: str = "linear", context_dim: int = 10, denoiser_hidden: int = 128,
-                 denoiser_layers: int = 5, dropout: float = 0.0, learn_variance: bool = True):
+                 denoiser_layers: int = 5, dropout: float = 0.0, learn_variance: bool = True,
+                 encoder: EncoderFactory | None = None):
         super().__init__()
         self.latent_dim, self.context_dim = latent_dim, context_dim
         self.learn_variance = learn_variance
         heads = {"mean": latent_dim, "scale": latent_dim}
         if context_dim:
             heads["context"] = context_dim
-        self.encoder = Encoder(in_dim, hidden, heads, dropout)
+        self.encoder = (encoder or Encoder)(in_dim, hidden, heads, dropout)
         self.schedule = NoiseSchedule(timesteps, schedule)
         self.denoiser = Denoiser(latent_dim, timesteps, denoiser_hidden, denoiser_layers,
                                  context_dim, extra_out=latent_dim if learn_variance else 0)

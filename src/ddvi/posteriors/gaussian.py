@@ -7,12 +7,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ddvi.nets import Encoder
+from ddvi.nets import Encoder, EncoderFactory
 from ddvi.posteriors.base import Posterior, diag_normal_log_prob, positive_scale
 
 
 class GaussianPosterior(Posterior):
     """q(z | x) = N(mean(x), diag std(x)^2).
+
+    ``encoder`` builds the network on x (:data:`ddvi.nets.EncoderFactory`; None: the MLP
+    :class:`ddvi.nets.Encoder`, e.g. :class:`ddvi.convnets.ConvEncoder` for images).
 
     Example:
         >>> q = GaussianPosterior(4, 2, [8])
@@ -21,10 +24,12 @@ class GaussianPosterior(Posterior):
         (torch.Size([5, 2]), torch.Size([5]))
     """
 
-    def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int], dropout: float = 0.0):
+    def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int], dropout: float = 0.0,
+                 encoder: EncoderFactory | None = None):
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = Encoder(in_dim, hidden, {"mean": latent_dim, "scale": latent_dim}, dropout)
+        make = encoder or Encoder
+        self.encoder = make(in_dim, hidden, {"mean": latent_dim, "scale": latent_dim}, dropout)
 
     def params(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.encoder(x)

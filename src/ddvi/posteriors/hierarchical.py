@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ddvi.nets import Encoder, mlp
+from ddvi.nets import Encoder, EncoderFactory, mlp
 from ddvi.posteriors.base import Posterior, diag_normal_log_prob, positive_scale
 from ddvi.posteriors.iaf import IAFFlow
 
@@ -31,7 +31,8 @@ class HierarchicalPosterior(Posterior):
 
     One encoder pass gives the heads ``mean_a``, ``scale_a``, ``context`` (flow context, if
     ``context_dim > 0``) and ``features`` (``features_dim`` columns fed to the z-level MLP and
-    to r). Both the z-level MLP and r use ``aux_hidden`` hidden widths.
+    to r). Both the z-level MLP and r use ``aux_hidden`` hidden widths. ``encoder`` builds that
+    encoder (see :class:`ddvi.posteriors.gaussian.GaussianPosterior`).
 
     Example:
         >>> q = HierarchicalPosterior(4, 2, [8], made_hidden=(8,), aux_hidden=(8,))
@@ -43,13 +44,13 @@ class HierarchicalPosterior(Posterior):
     def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int], aux_dim: int = 2,
                  n_transforms: int = 2, made_hidden: Sequence[int] = (64, 64), context_dim: int = 10,
                  aux_hidden: Sequence[int] = (128, 128), dropout: float = 0.0,
-                 features_dim: int = 32):
+                 features_dim: int = 32, encoder: EncoderFactory | None = None):
         super().__init__()
         self.latent_dim, self.aux_dim, self.context_dim = latent_dim, aux_dim, context_dim
         heads = {"mean_a": aux_dim, "scale_a": aux_dim, "features": features_dim}
         if context_dim:
             heads["context"] = context_dim
-        self.encoder = Encoder(in_dim, hidden, heads, dropout)
+        self.encoder = (encoder or Encoder)(in_dim, hidden, heads, dropout)
         self.flow_a = IAFFlow(aux_dim, n_transforms, made_hidden, context_dim)
         self.z_net = mlp(features_dim + aux_dim, aux_hidden, 2 * latent_dim)
         self.flow_z = IAFFlow(latent_dim, n_transforms, made_hidden, context_dim + aux_dim)

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from zuko.flows.autoregressive import MaskedAutoregressiveTransform
 
-from ddvi.nets import Encoder
+from ddvi.nets import Encoder, EncoderFactory
 from ddvi.posteriors.base import Posterior, diag_normal_log_prob, positive_scale
 
 
@@ -74,8 +74,9 @@ class IAFPosterior(Posterior):
     """AEVB-IAF: a diagonal Gaussian from the encoder pushed through ``n_transforms`` IAF steps.
 
     The encoder has heads ``mean``, ``scale`` and (if ``context_dim > 0``) ``context``; the flow
-    sees x only through the context. Defaults follow the paper's baseline: 4 transforms, each a
-    4-layer MADE with 128 hidden units, a context of size 10.
+    sees x only through the context (``encoder``: see
+    :class:`ddvi.posteriors.gaussian.GaussianPosterior`). Defaults follow the paper's baseline:
+    4 transforms, each a 4-layer MADE with 128 hidden units, a context of size 10.
 
     Example:
         >>> q = IAFPosterior(4, 2, [8], made_hidden=(16,))
@@ -86,13 +87,13 @@ class IAFPosterior(Posterior):
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int], n_transforms: int = 4,
                  made_hidden: Sequence[int] = (128, 128, 128), context_dim: int = 10,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, encoder: EncoderFactory | None = None):
         super().__init__()
         self.latent_dim, self.context_dim = latent_dim, context_dim
         heads = {"mean": latent_dim, "scale": latent_dim}
         if context_dim:
             heads["context"] = context_dim
-        self.encoder = Encoder(in_dim, hidden, heads, dropout)
+        self.encoder = (encoder or Encoder)(in_dim, hidden, heads, dropout)
         self.flow = IAFFlow(latent_dim, n_transforms, made_hidden, context_dim)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:

@@ -37,12 +37,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ddvi.nets import Denoiser, Encoder
+from ddvi.nets import Denoiser, Encoder, EncoderFactory
 from ddvi.posteriors.base import Posterior
 
 
 class PISPosterior(Posterior):
     """Amortised path integral sampler: a learned drift steers Brownian motion from 0 to z.
+
+    The context c(x) is the single head of ``encoder`` (see
+    :class:`ddvi.posteriors.gaussian.GaussianPosterior`).
 
     Example:
         >>> q = PISPosterior(4, 2, [8], steps=5, context_dim=3, drift_hidden=16)
@@ -53,7 +56,7 @@ class PISPosterior(Posterior):
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int], steps: int = 20,
                  sigma: float = 1.0, context_dim: int = 10, drift_hidden: int = 128,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, encoder: EncoderFactory | None = None):
         super().__init__()
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -64,7 +67,7 @@ class PISPosterior(Posterior):
                              f"the context), got {context_dim}")
         self.latent_dim, self.steps, self.sigma = latent_dim, steps, float(sigma)
         self.context_dim = context_dim
-        self.encoder = Encoder(in_dim, hidden, {"context": context_dim}, dropout)
+        self.encoder = (encoder or Encoder)(in_dim, hidden, {"context": context_dim}, dropout)
         self.drift = Denoiser(latent_dim, steps, drift_hidden, 5, context_dim)
 
     @property
