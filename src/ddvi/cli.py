@@ -8,11 +8,13 @@ from pathlib import Path
 
 import typer
 
+from ddvi.cli_genotype import app as genotype_app
 from ddvi.data import load_dataset, subset
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Denoising Diffusion Variational Inference: fit latent variable models with "
                        "structured priors using diffusion posteriors.")
+app.add_typer(genotype_app, name="genotype")
 
 def _run_dir(out: Path | None, method: str, prior: str, dataset: str) -> Path:
     if out is not None:
@@ -38,7 +40,10 @@ def fit(
     n_train: int | None = typer.Option(None, help="use a random subset of the training set"),
     n_labels: int | None = typer.Option(None, help="semi-supervised: keep exactly this many labels"),
     balanced: bool = typer.Option(False, help="semi-supervised: the same number of labels per class"),
-    alpha: float = typer.Option(1.0, help="semi-supervised: weight of the classification loss"),
+    alpha: float = typer.Option(1000.0, help="semi-supervised: weight of the classification loss "
+                                             "(nats per labelled row)"),
+    labeled_batch_size: int = typer.Option(32, min=0, help="semi-supervised: labelled rows added "
+                                                           "to every batch"),
     n_clusters: int | None = typer.Option(None, help="clustering: number of clusters"),
     cluster_model: str = typer.Option("mixture", help="clustering: mixture (learned prior means) | "
                                                       "variable (Dirichlet cluster variable)"),
@@ -74,7 +79,8 @@ def fit(
     model = DDVI(method=method, prior=prior, epochs=epochs, batch_size=batch_size, lr=lr,
                  sleep=sleep, timesteps=timesteps, schedule=schedule, beta_reg=beta_reg,
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
-                 run_dir=str(run), alpha=alpha, n_clusters=n_clusters, cluster_model=cluster_model)
+                 run_dir=str(run), alpha=alpha, labeled_batch_size=labeled_batch_size,
+                 n_clusters=n_clusters, cluster_model=cluster_model)
     y_semi = None
     if n_labels is not None:
         from ddvi.tasks import select_labels

@@ -79,7 +79,9 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
-    trained with weight ``alpha``; ``predict`` gives classes).
+    trained with weight ``alpha``; every batch also holds ``labeled_batch_size`` labelled rows
+    drawn from the labelled set, so 1 000 labels among 60 000 rows still steer every step;
+    ``predict`` gives classes).
     With ``n_clusters`` the task is clustering (section 4.2): ``cluster_model="mixture"`` learns
     the means of a Gaussian-mixture prior, ``"variable"`` adds a latent cluster variable with a
     Dirichlet prior; ``fit_predict``/``predict`` give cluster ids.
@@ -93,7 +95,8 @@ class DDVI(TransformerMixin, BaseEstimator):
                  denoiser_hidden: int = 128, prior_weight: float | None = None,
                  warmup_steps: int = 2000, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
                  verbose: bool = True, run_dir: str | None = None, checkpoint_every: int = 1,
-                 alpha: float = 1.0, classifier_hidden: tuple[int, ...] = (1000,),
+                 alpha: float = 1000.0, labeled_batch_size: int = 32,
+                 classifier_hidden: tuple[int, ...] = (1000,),
                  n_clusters: int | None = None, cluster_model: str = "mixture"):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden
@@ -104,6 +107,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.binarize, self.seed, self.verbose = binarize, seed, verbose
         self.run_dir, self.checkpoint_every = run_dir, checkpoint_every
         self.alpha, self.classifier_hidden = alpha, classifier_hidden
+        self.labeled_batch_size = labeled_batch_size
         self.n_clusters, self.cluster_model = n_clusters, cluster_model
 
     # ---- data ---------------------------------------------------------------------------------
@@ -179,6 +183,7 @@ class DDVI(TransformerMixin, BaseEstimator):
             task, task_options = "unsupervised", {}
         self.method_ = self._build(data.shape[1], task, task_options)
         self.method_.likelihood.check_data(data)
+        self.method_.likelihood.init_from_data(data)
         if labels is not None and labels.max() >= self.method_.prior.n_partitions:
             raise ValueError(f"labels go up to {int(labels.max())} but the {self.prior!r} prior has "
                              f"{self.method_.prior.n_partitions} partitions (one per class)")
@@ -187,7 +192,8 @@ class DDVI(TransformerMixin, BaseEstimator):
         lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
         trainer = Trainer(self.method_, epochs=self.epochs, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, run_dir=self.run_dir, verbose=self.verbose,
-                          checkpoint_every=self.checkpoint_every, config=self._config())
+                          checkpoint_every=self.checkpoint_every, config=self._config(),
+                          labeled_batch_size=self.labeled_batch_size if labels is not None else 0)
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
         has_denoiser = isinstance(getattr(self.method_, "base", self.method_), DDVIMethod)
         if self.warmup_steps and has_denoiser and not resuming:

@@ -25,6 +25,9 @@ class Likelihood(nn.Module):
     def sample(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError
 
+    def init_from_data(self, x: Tensor) -> None:
+        """Data-dependent initialisation before training (default: none)."""
+
     def check_data(self, x: Tensor) -> None:
         """Raise ValueError if ``x`` is outside the support of the model."""
 
@@ -58,6 +61,14 @@ class Gaussian(Likelihood):
     def __init__(self, dim: int):
         super().__init__()
         self.log_scale = nn.Parameter(torch.zeros(dim))
+
+    @torch.no_grad()
+    def init_from_data(self, x: Tensor, floor: float = 1e-3) -> None:
+        """Start each scale at the feature's standard deviation (at least ``floor``): with a unit
+        scale, data on a small scale (PCs / 30) would need thousands of steps of Adam at lr 1e-4
+        just to shrink log_scale, and the latent would learn nothing meanwhile."""
+        std = x.float().std(0) if x.shape[0] > 1 else torch.ones(x.shape[1])
+        self.log_scale.copy_(std.clamp(min=floor).log().to(self.log_scale))
 
     def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
         z = (x - out) * torch.exp(-self.log_scale)

@@ -40,9 +40,12 @@ class Trainer:
     def __init__(self, method: Method, *, epochs: int, batch_size: int = 128, lr: float = 1e-4,
                  seed: int = 0, run_dir: str | Path | None = None, checkpoint_every: int = 1,
                  verbose: bool = True, config: dict[str, Any] | None = None,
-                 check_every: int = 50):
+                 check_every: int = 50, labeled_batch_size: int = 0):
         if epochs < 1 or batch_size < 1 or lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if labeled_batch_size < 0:
+            raise ValueError(f"labeled_batch_size must be >= 0, got {labeled_batch_size}")
+        self.labeled_batch_size = labeled_batch_size
         self.method, self.epochs, self.batch_size, self.lr = method, epochs, batch_size, lr
         self.seed, self.verbose, self.config = seed, verbose, config or {}
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -119,10 +122,13 @@ class Trainer:
         start = time.perf_counter()
         ctx = StepContext(self.epoch, self.epochs, self.generator)
         perm = torch.randperm(x.shape[0], generator=self.generator)
+        extra, lb = self._labeled_stream(y, per_epoch), self.labeled_batch_size
         sums: dict[str, Tensor] = {}
         bar.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
         for i in range(per_epoch):
             idx = perm[i * self.batch_size:(i + 1) * self.batch_size]
+            if extra is not None:
+                idx = torch.cat([idx, extra[i * lb:(i + 1) * lb]])
             ctx.labels = None if y is None else y[idx]
             terms = self.method.training_step(x[idx], self.optimizer, ctx)
             for k, v in terms.items():
@@ -134,6 +140,20 @@ class Trainer:
         row = {"epoch": self.epoch + 1, "seconds": time.perf_counter() - start}
         row |= {k: float(v) / per_epoch for k, v in sums.items()}
         self.history.append(row)
+
+    def _labeled_stream(self, y: Tensor | None, per_epoch: int) -> Tensor | None:
+        """Indices of labelled rows for this epoch, ``labeled_batch_size`` per step, cycling through
+        reshuffled copies of the labelled set (None when there is nothing to add): with few labels
+        every step still sees some, as in Kingma et al. (2014)'s separate labelled mini-batches."""
+        if y is None or not self.labeled_batch_size:
+            return None
+        labeled = torch.nonzero(y >= 0)[:, 0]
+        if labeled.numel() == 0:
+            return None
+        need = per_epoch * self.labeled_batch_size
+        copies = [labeled[torch.randperm(labeled.numel(), generator=self.generator)]
+                  for _ in range(math.ceil(need / labeled.numel()))]
+        return torch.cat(copies)[:need]
 
     def _check_finite(self, sums: dict[str, Tensor], step: int) -> None:
         values = torch.stack(list(sums.values()))
