@@ -208,6 +208,54 @@ def compare(
     typer.echo(f"wrote {out / (result['layout'] + '.md')} and {out / (result['layout'] + '.json')}")
 
 
+@app.command()
+def bench(
+    table: str = typer.Argument(..., help="table1 | table2 | table3 | table5 | table7 | table8 | table9"),
+    scale: str = typer.Option("smoke", help="smoke (minutes) | cpu (this machine) | paper (the "
+                                            "paper's settings)"),
+    seeds: str | None = typer.Option(None, help="comma-separated seeds (default: by scale)"),
+    rows: str | None = typer.Option(None, help="comma-separated subset of the table's methods"),
+    priors: str = typer.Option("pinwheel,swiss_roll,square", help="image tables: priors"),
+    dataset: str | None = typer.Option(None, help="image tables: another image set, e.g. "
+                                                  "fashion-mnist"),
+    data_dir: Path | None = typer.Option(None, help="folder of the image set (CIFAR-10: the "
+                                                    "cifar-10-batches-py folder)"),
+    cohort: str = typer.Option("synthetic-1kg", help="genotype tables: synthetic-1kg | msprime-1kg"),
+    workers: int = typer.Option(1, min=1, help="parallel fits on a local Dask cluster (1: in this "
+                                               "process, one fit after another)"),
+    scheduler: str | None = typer.Option(None, help="address of a running dask.distributed "
+                                                    "scheduler, e.g. tcp://10.0.0.5:8786"),
+    out: Path = typer.Option(Path("runs/bench"), "--out", "-o"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Reproduce one of the paper's tables: every fit of methods x priors x seeds, cached in
+    OUT/fits (an interrupted bench resumes), then OUT/TABLE.md, .json and .png with mean ± 95%
+    t-interval over seeds beside the paper's numbers.
+
+    Examples:
+
+      ddvi bench table1 --scale smoke
+
+      ddvi bench table3 --scale cpu --workers 2 --out runs/bench
+
+      ddvi bench table2 --scale cpu --rows aevb,ddvi --priors pinwheel --seeds 0,1
+
+      ddvi bench table7 --scale cpu --data-dir ~/data/cifar-10-batches-py
+
+      ddvi bench table1 --scale paper --scheduler tcp://scheduler:8786
+    """
+    from ddvi.bench.tables import run_bench
+
+    result = run_bench(table, scale, out, None if seeds is None else _csv(seeds, int),
+                       scheduler=scheduler, workers=workers, progress=not quiet,
+                       rows=None if rows is None else _csv(rows), priors=_csv(priors),
+                       dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
+                       cohort=cohort)
+    typer.echo(result["markdown"])
+    typer.echo(f"wrote {out / (table + '.md')}, {out / (table + '.json')}"
+               + (f" and {result['figure']}" if result["figure"] else ""))
+
+
 def _load(run: Path):
     from ddvi.estimator import DDVI
 

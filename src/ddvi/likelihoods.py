@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-iso")
 
 
 class Likelihood(nn.Module):
@@ -82,10 +82,39 @@ class Gaussian(Likelihood):
         return out + noise * self.log_scale.exp()
 
 
+class IsotropicGaussian(Gaussian):
+    """N(x; mean(z), sigma^2 I) with one learned scale shared by all features.
+
+    For features whose variances differ by orders of magnitude (principal components), the
+    per-feature scale rewards explaining a small-variance noise component as much as the top
+    component; a shared scale makes the reconstruction term track squared error, so the latent
+    is spent on the directions of largest variance (as the authors' MSE loss does for genotypes).
+    """
+
+    name = "gaussian-iso"
+
+    def __init__(self, dim: int):
+        Likelihood.__init__(self)
+        self.dim = dim
+        self.shared_log_scale = nn.Parameter(torch.zeros(()))
+
+    @property
+    def log_scale(self) -> Tensor:  # type: ignore[override]
+        return self.shared_log_scale.expand(self.dim)
+
+    @torch.no_grad()
+    def init_from_data(self, x: Tensor, floor: float = 1e-3) -> None:
+        """Start at the root mean feature variance (at least ``floor``)."""
+        var = x.float().var(0).mean() if x.shape[0] > 1 else torch.tensor(1.0)
+        self.shared_log_scale.copy_(var.sqrt().clamp(min=floor).log())
+
+
 def get_likelihood(name: str, dim: int) -> Likelihood:
     """The observation model called ``name`` for ``dim`` features."""
     if name == "bernoulli":
         return Bernoulli()
     if name == "gaussian":
         return Gaussian(dim)
+    if name == "gaussian-iso":
+        return IsotropicGaussian(dim)
     raise ValueError(f"unknown likelihood {name!r}; choose one of {LIKELIHOODS}")

@@ -521,3 +521,39 @@ def plot_ancestry_comparison(
     if note:
         fig.text(0.01, 0.0, note, ha="left", va="top", fontsize=8, style="italic", wrap=True)
     return _save(fig, path)
+
+
+def plot_latent_grid(panels: dict[tuple[str, str], tuple[Any, Any]],
+                     path: str | os.PathLike[str] = "latent_grid.png", title: str | None = None) -> Path:
+    """One latent map per (row, column) -- e.g. method x prior, as the paper's Figures 2-4 --
+    coloured by label (digits, populations); ``panels[(row, col)] = (z (n, 2), labels or None)``."""
+    if not panels:
+        raise ValueError("plot_latent_grid needs at least one panel")
+    rows = list(dict.fromkeys(r for r, _ in panels))
+    cols = list(dict.fromkeys(c for _, c in panels))
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.0 * len(cols), 3.0 * len(rows)),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j, col in enumerate(cols):
+            ax = axes[i, j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(str(col), fontsize=9)
+            if j == 0:
+                ax.set_ylabel(str(row), fontsize=9)
+            if (row, col) not in panels:
+                ax.set_axis_off()
+                continue
+            z, labels = panels[(row, col)]
+            z = _points_2d(z, f"panel {row}/{col}")
+            colors = None
+            if labels is not None:
+                _, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+                colors = plt.get_cmap("tab20")(codes % 20)
+            ax.scatter(z[:, 0], z[:, 1], s=_point_size(len(z)), c=colors, linewidths=0,
+                       rasterized=True)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,153 @@
+"""One fit of a benchmark grid as a pure function of a JSON config (run by :mod:`ddvi.bench.runner`,
+in this process or on a Dask worker). Each returns JSON-able metrics plus a small sample of the
+2-D latents for the table's figures."""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_inputs", "embedding_fit", "genotype_fit", "image_fit", "run_task"]
+
+FIGURE_POINTS = 2000  # latents kept per fit for the figures
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("DDVI_BENCH_THREADS", "1")))
+
+
+@functools.lru_cache(maxsize=2)
+def _images(dataset: str, data_dir: str | None):
+    from ddvi.data import load_dataset
+
+    return load_dataset(dataset, data_dir)
+
+
+def _points(z: np.ndarray, labels: np.ndarray | None, seed: int) -> dict[str, list]:
+    idx = np.random.default_rng(seed).permutation(len(z))[:FIGURE_POINTS]
+    out = {"z": np.round(z[idx], 4).tolist()}
+    if labels is not None:
+        out["labels"] = [str(v) for v in np.asarray(labels)[idx]]
+    return out
+
+
+def image_fit(config: dict[str, Any]) -> dict[str, Any]:
+    """Fit one method on an image set (unsupervised, or semi-supervised with ``n_labels``) and
+    evaluate it with the paper's metrics (:func:`ddvi.report.evaluate`)."""
+    from ddvi.data import subset
+    from ddvi.estimator import DDVI
+    from ddvi.report import evaluate
+
+    _threads()
+    (x_train, y_train), (x_test, y_test) = _images(config["dataset"], config.get("data_dir"))
+    seed = int(config["seed"])
+    x_fit, y_fit = subset(x_train, y_train, config.get("n_train"), seed)
+    if config.get("n_test"):
+        x_test, y_test = subset(x_test, y_test, config["n_test"], seed)
+    model = DDVI(method=config["method"], prior=config["prior"], epochs=config["epochs"], seed=seed,
+                 verbose=False, **config.get("options", {}))
+    y_semi = None
+    if config.get("n_labels") is not None:
+        from ddvi.tasks import select_labels
+
+        y_semi = select_labels(y_fit, config["n_labels"], seed=seed, balanced=True)
+    start = time.perf_counter()
+    model.fit(x_fit, y_semi)
+    seconds = time.perf_counter() - start
+    m = evaluate(model, x_test, y_test, x_fit, y_fit, mmd_samples=config.get("mmd_samples", 2000),
+                 seed=seed, dataset=config["dataset"])
+    m["train_seconds"] = seconds
+    m["points"] = _points(model.transform(x_test), y_test, seed)
+    return m
+
+
+@functools.lru_cache(maxsize=2)
+def _cohort_features(cohort: str, n_snps: int | None, n_components: int, workdir: str):
+    from ddvi.tasks.ancestry import cohort_source, prepare_genotypes
+
+    source, labels, description = cohort_source(cohort, Path(workdir) / f"{cohort}-{n_snps}", 0,
+                                                n_snps)
+    return prepare_genotypes(source, labels, n_components=n_components, description=description)
+
+
+def _genotype_data(config: dict[str, Any]):
+    workdir = config.get("workdir") or str(Path.home() / ".cache" / "ddvi" / "bench-cohorts")
+    return _cohort_features(config["cohort"], config.get("n_snps"), config.get("n_components", 1000),
+                            workdir)
+
+
+def genotype_fit(config: dict[str, Any]) -> dict[str, Any]:
+    """Fit a clustering model (K = ``n_clusters``) on a cohort's PCs/30 and score its map.
+
+    With ``time_marks`` (seconds), training proceeds in chunks of ``chunk_epochs`` epochs and the
+    map is scored each time the wall-clock passes a mark (the paper's Table 5: NMI against
+    training time); otherwise it trains ``epochs`` epochs and is scored once."""
+    import tempfile
+
+    from ddvi.tasks.ancestry import genotype_model, score_map
+
+    _threads()
+    data = _genotype_data(config)
+    seed = int(config["seed"])
+    pops, supers = data.populations, data.super_populations
+    with tempfile.TemporaryDirectory() as tmp:
+        model = genotype_model(config["method"], config.get("n_clusters", 20), config["epochs"], seed,
+                               verbose=False, run_dir=tmp, **config.get("options", {}))
+        marks = list(config.get("time_marks") or [])
+        trace = []
+        start = time.perf_counter()
+        if marks:
+            chunk, epochs = int(config.get("chunk_epochs", 5)), 0
+            while marks and epochs < config["epochs"]:
+                epochs = min(epochs + chunk, config["epochs"])
+                model.set_params(epochs=epochs)
+                model.fit(data.features, resume=epochs > chunk)
+                elapsed = time.perf_counter() - start
+                while marks and (elapsed >= marks[0] or epochs >= config["epochs"]):
+                    z = model.transform(data.features)
+                    trace.append({"mark_seconds": marks.pop(0), "seconds": elapsed, "epochs": epochs,
+                                  **score_map(z, pops, None)["gmm20"]["population"]})
+        else:
+            model.fit(data.features)
+        seconds = time.perf_counter() - start
+        z = model.transform(data.features)
+        scores = score_map(z, pops, supers, model.predict(data.features))
+    return {"train_seconds": seconds, "scores": scores, "trace": trace, "data": data.description,
+            "elbo": model.score(data.features, seed=seed), "points": _points(z, pops, seed)}
+
+
+def embedding_fit(config: dict[str, Any]) -> dict[str, Any]:
+    """PCA / t-SNE / UMAP map of a cohort's PCs/30, scored like the models' maps."""
+    from ddvi.embeddings import embed_timed
+    from ddvi.tasks.ancestry import score_map
+
+    data = _genotype_data(config)
+    z, seconds = embed_timed(config["method"], data.features, seed=int(config["seed"]))
+    return {"train_seconds": seconds, "data": data.description,
+            "scores": score_map(z, data.populations, data.super_populations),
+            "points": _points(z, data.populations, int(config["seed"]))}
+
+
+TASKS = {"image": image_fit, "genotype": genotype_fit, "embedding": embedding_fit}
+
+
+def run_task(config: dict[str, Any]) -> dict[str, Any]:
+    """Run the fit a config describes (its ``task``: image, genotype or embedding)."""
+    if config.get("task") not in TASKS:
+        raise ValueError(f"unknown task {config.get('task')!r}; choose one of {sorted(TASKS)}")
+    return TASKS[config["task"]](config)
+
+
+def check_inputs(configs: list[dict[str, Any]]) -> None:
+    """Fail before any fit when an image set the grid needs is absent (e.g. CIFAR-10 is never
+    downloaded by a bench: the message says where to put it)."""
+    for dataset, data_dir in {(c["dataset"], c.get("data_dir")) for c in configs
+                              if c.get("task") == "image"}:
+        _images(dataset, data_dir)
