@@ -33,7 +33,7 @@ def fit(
     out: Path = typer.Option(..., "--out", "-o", help="output folder"),
     method: str = typer.Option("ddvi", help="ddvi | aevb | aevb-iaf | aaeb"),
     clusters: int = typer.Option(20, min=1, help="number of clusters (paper: 20)"),
-    epochs: int = typer.Option(100, min=1),
+    epochs: int = typer.Option(60, min=1),
     n_components: int = typer.Option(1000, min=2, help="PCs kept before the model (paper: 1000)"),
     maf: float = typer.Option(0.01, help="minor-allele-frequency filter"),
     max_missing: float = typer.Option(0.1, help="drop SNPs with a larger missing-call rate"),
@@ -93,13 +93,17 @@ def embed(
 ) -> None:
     """Place new samples on a fitted map (same SNPs matched by ID, same PCA); writes latent.tsv.
 
-    Example:
+    Examples:
 
       ddvi genotype embed --model runs/g1k/model --vcf new_samples.vcf.gz --out runs/new
+
+      ddvi genotype embed --model runs/c/model --bfile data/new --labels new_pops.tsv -o runs/new
     """
     from ddvi.data.genotypes import read_labels
     from ddvi.tasks.ancestry import embed_samples, write_latent_tsv
 
+    if (vcf is None) == (bfile is None):
+        raise typer.BadParameter("give exactly one of --vcf, --bfile")
     source = _source(vcf, bfile)
     z, clusters = embed_samples(model, source)
     pops = supers = None
