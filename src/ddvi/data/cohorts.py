@@ -546,6 +546,12 @@ def _open_text(path: Path):
     return gzip.open(path, "wb", compresslevel=3) if path.suffix == ".gz" else open(path, "wb")
 
 
+def _temp_for(path: Path) -> Path:
+    """A unique sibling to write before ``os.replace``: a reader (or a second writer, e.g. two
+    benchmark workers) never sees a half-written file."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}{path.suffix}")
+
+
 def write_vcf(cohort: Cohort, path: str | os.PathLike[str]) -> Path:
     """Write ``cohort`` as VCF 4.2 (gzip if ``path`` ends in .gz); genotypes as 0|0, 0|1, 1|1, ./."""
     path = Path(path)
@@ -574,13 +580,15 @@ def write_vcf(cohort: Cohort, path: str | os.PathLike[str]) -> Path:
                           *cohort.sample_ids])]  # fmt: skip
     lut = np.frombuffer(b"./.\t0|0\t0|1\t1|1\t", dtype=np.uint8).reshape(4, 4)
     gt = cohort.genotypes
-    with _open_text(path) as f:
+    tmp = _temp_for(path)
+    with _open_text(tmp) as f:
         f.write(("\n".join(header) + "\n").encode())
         for j in range(m):
             fixed = f"{chrom[j]}\t{pos[j]}\t{cohort.snp_ids[j]}\t{ref[j]}\t{alt[j]}\t.\tPASS\t.\tGT\t"
             row = lut[gt[:, j].astype(np.intp) + 1].reshape(-1)
             row[-1] = 10  # newline instead of the last tab (row is a fresh copy)
             f.write(fixed.encode() + row.tobytes())
+    os.replace(tmp, path)
     return path
 
 
@@ -590,6 +598,8 @@ def write_labels(cohort: Cohort, path: str | os.PathLike[str]) -> Path:
     lines = ["sample\tpop\tsuper_pop"]
     rows = zip(cohort.sample_ids, cohort.populations, cohort.super_populations)
     lines += [f"{s}\t{p}\t{q}" for s, p, q in rows]
-    path.write_text("\n".join(lines) + "\n")
+    tmp = _temp_for(path)
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
     return path
 
