@@ -66,7 +66,8 @@ PAPER_NUMBERS = {"table1": paper.TABLE1, "table2": paper.TABLE2, "table7": paper
                  "table8": paper.TABLE8, "table9": paper.TABLE9}
 
 # scale -> settings. Image tables: training rows, test rows, epochs, MMD samples, labels (MNIST /
-# CIFAR), options. Genotype tables: SNPs, PCs, epochs, Table 5 time marks (s) and chunk.
+# CIFAR; other image sets, e.g. fashion-mnist, use the MNIST count), options. Genotype tables:
+# SNPs, PCs, epochs, Table 5 time marks (s) and chunk.
 SCALES: dict[str, dict[str, Any]] = {
     "smoke": {"n_train": 512, "n_test": 512, "epochs": 1, "semi_epochs": 1, "mmd_samples": 200,
               "labels": {"mnist": 100, "cifar10": 100}, "options": {"warmup_steps": 20},
@@ -127,7 +128,8 @@ def table_configs(name: str, scale: str, seeds: Sequence[int] | None = None, *,
                                     else s["n_train"], "n_test": s["n_test"],
                                     "epochs": s["semi_epochs"] if spec.semi else s["epochs"],
                                     "mmd_samples": s["mmd_samples"],
-                                    "n_labels": s["labels"][ds] if spec.semi else None})
+                                    "n_labels": s["labels"].get(ds, s["labels"]["mnist"])
+                                    if spec.semi else None})
                 continue
             geno = {"cohort": cohort, "n_snps": s["n_snps"], "n_components": s["n_components"]}
             if method in EMBEDDING_ROWS:

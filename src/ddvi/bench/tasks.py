@@ -97,10 +97,12 @@ def genotype_fit(config: dict[str, Any]) -> dict[str, Any]:
     data = _genotype_data(config)
     seed = int(config["seed"])
     pops, supers = data.populations, data.super_populations
+    marks = list(config.get("time_marks") or [])
     with tempfile.TemporaryDirectory() as tmp:
+        # the timed run continues from a checkpoint written once per chunk; the plain one keeps none
         model = genotype_model(config["method"], config.get("n_clusters", 20), config["epochs"], seed,
-                               verbose=False, run_dir=tmp, **config.get("options", {}))
-        marks = list(config.get("time_marks") or [])
+                               verbose=False, run_dir=tmp if marks else None,
+                               checkpoint_every=10**9, **config.get("options", {}))
         trace = []
         start = time.perf_counter()
         if marks:

@@ -178,6 +178,7 @@ def fit_ancestry(data: GenotypeData, out: str | Path, *, method: str = "ddvi", n
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    params.setdefault("checkpoint_every", 10)  # the 4x1000 networks make a checkpoint ~100 MB
     model = genotype_model(method, n_clusters, epochs, seed, verbose, run_dir=out / "train", **params)
     start = time.perf_counter()
     model.fit(data.features)
