@@ -40,7 +40,8 @@ def fit(
     drop_unlabelled: bool = typer.Option(False, help="leave out samples absent from --labels "
                                                      "(default: stop with an error naming them)"),
     baselines: str = typer.Option("pca,tsne,umap", help="comparison maps ('' for none)"),
-    n_snps: int | None = typer.Option(None, help="cohorts only: number of SNPs to draw"),
+    n_snps: int | None = typer.Option(None, help="cohorts only: number of SNPs (default 20 000 "
+                                                 "synthetic-1kg / 5 000 msprime-1kg; 0 = all)"),
     seed: int = typer.Option(0),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or report"),
 ) -> None:
@@ -62,7 +63,8 @@ def fit(
         raise typer.BadParameter("give exactly one of --vcf, --bfile, --cohort")
     description = ""
     if cohort is not None:
-        source, cohort_labels, description = cohort_source(cohort, out / "cohort", seed, n_snps)
+        snps = "default" if n_snps is None else (n_snps or None)
+        source, cohort_labels, description = cohort_source(cohort, out / "cohort", seed, snps)
         labels = labels or cohort_labels
     else:
         source = _source(vcf, bfile)

@@ -235,7 +235,8 @@ def _genotype_table(records: list[dict]) -> tuple[list[str], dict]:
 def _timing_table(records: list[dict]) -> tuple[list[str], dict]:
     rows = list(dict.fromkeys(r["config"]["row"] for r in records))
     marks = records[0]["config"]["time_marks"]
-    lines = ["| method | " + " | ".join(f"NMI @ {m / 60:g} min" for m in marks) + " |",
+    lines = ["| method | " + " | ".join(f"NMI @ {m / 60:g} min" if m >= 60 else f"NMI @ {m:g} s"
+                                       for m in marks) + " |",
              "|---|" + "---|" * len(marks)]
     table: dict[str, list] = {}
     for row in rows:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -32,6 +32,7 @@ __all__ = ["COHORTS", "GenotypeData", "cohort_source", "embed_samples", "fit_anc
            "genotype_model", "prepare_genotypes", "score_map", "write_latent_tsv"]
 
 COHORTS = ("synthetic-1kg", "msprime-1kg")
+COHORT_SNPS = {"synthetic-1kg": 20000, "msprime-1kg": 5000}  # defaults: a map in minutes
 PCA_FILE = "pca.safetensors"
 UNLABELLED = "NA"
 
@@ -50,25 +51,27 @@ class GenotypeData:
 
 
 def cohort_source(name: str, workdir: str | Path, seed: int = 0,
-                  n_snps: int | None = None) -> tuple[GenotypeSource, Path, str]:
+                  n_snps: int | None | Literal["default"] = "default") -> tuple[GenotypeSource, Path, str]:
     """An offline cohort as (genotype source, label file, description); files go to ``workdir``.
 
     ``synthetic-1kg``: 2 504 synthetic individuals drawn from the real 1000 Genomes
-    per-population allele frequencies (``n_snps`` default 20 000). ``msprime-1kg``: a coalescent
-    simulation (``n_snps`` default 5 000) written as VCF and read back through the VCF reader.
+    per-population allele frequencies. ``msprime-1kg``: a coalescent simulation written as VCF and
+    read back through the VCF reader. ``n_snps``: ``"default"`` (:data:`COHORT_SNPS`), a number,
+    or None for all (128 097 frequencies; every segregating site of the simulation).
     """
     from ddvi.data import cohorts
 
+    if name not in COHORTS:
+        raise ValueError(f"unknown cohort {name!r}; choose one of {COHORTS}")
+    n_snps = COHORT_SNPS[name] if n_snps == "default" else n_snps
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if name == "synthetic-1kg":
-        cohort = cohorts.synthetic_1kg(n_snps=20000 if n_snps is None else n_snps, seed=seed)
+        cohort = cohorts.synthetic_1kg(n_snps=n_snps, seed=seed)
         source: GenotypeSource = ArraySource(cohort.genotypes, cohort.sample_ids, cohort.snp_ids)
-    elif name == "msprime-1kg":
-        cohort = cohorts.msprime_1kg(n_snps=5000 if n_snps is None else n_snps, seed=seed)
-        source = VCFSource(cohorts.write_vcf(cohort, workdir / "msprime-1kg.vcf.gz"))
     else:
-        raise ValueError(f"unknown cohort {name!r}; choose one of {COHORTS}")
+        cohort = cohorts.msprime_1kg(n_snps=n_snps, seed=seed)
+        source = VCFSource(cohorts.write_vcf(cohort, workdir / "msprime-1kg.vcf.gz"))
     labels = cohorts.write_labels(cohort, workdir / f"{name}.labels.tsv")
     return source, Path(labels), cohort.description
 
