@@ -159,7 +159,7 @@ def test_explicit_scheduler_address(tmp_path, monkeypatch):
     configs = grid(tmp_path, [6, 7])
     start = time.perf_counter()
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:
         out = run_grid(runner_tasks.square, configs, tmp_path / "cache",
                        scheduler=cluster.scheduler_address, progress=False)
         assert ys(out) == [36, 49] and os.getpid() not in {r["result"]["pid"] for r in out}

@@ -144,7 +144,7 @@ def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     spawn_env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
     with dask.config.set(spawn_env), \
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                         dashboard_address=None, env=dict(WORKER_ENV)) as cluster, \
+                         dashboard_address=":0", env=dict(WORKER_ENV)) as cluster, \
             Client(cluster) as client:
         yield client
 
