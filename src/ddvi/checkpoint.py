@@ -43,6 +43,7 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
         save_file(tensors, str(tmp), metadata={"ddvi": json.dumps(header)})
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; a saved model is meant to be shared
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
