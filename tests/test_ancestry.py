@@ -198,3 +198,16 @@ def test_write_latent_tsv_without_labels(tmp_path):
     path = write_latent_tsv(tmp_path / "l.tsv", ["a", "b"], z, None, None, None)
     assert read_tsv(path) == [["sample_id", "z1", "z2", "cluster", "population", "super_population"],
                               ["a", "0.5", "-1.25", "NA", "NA", "NA"], ["b", "2", "3", "NA", "NA", "NA"]]
+
+
+def test_aaeb_map_has_no_elbo_but_scores(cohort_files, monkeypatch):
+    """AAEB has no ELBO: its metrics say None instead of failing after training."""
+    from ddvi.bench import tasks
+
+    _, vcf, labels = cohort_files
+    data = prepare_genotypes(VCFSource(vcf), labels, n_components=20)
+    monkeypatch.setattr(tasks, "_genotype_data", lambda config: data)
+    out = tasks.genotype_fit({"method": "aaeb", "seed": 0, "epochs": 1,
+                              "options": {"hidden": (16,)}})
+    assert out["elbo"] is None
+    assert 0.0 <= out["scores"]["gmm20"]["population"]["nmi"] <= 1.0

@@ -124,7 +124,12 @@ def genotype_fit(config: dict[str, Any]) -> dict[str, Any]:
         z = model.transform(data.features)
         scores = score_map(z, pops, supers, model.predict(data.features))
     return {"train_seconds": seconds, "scores": scores, "trace": trace, "data": data.description,
-            "elbo": model.score(data.features, seed=seed), "points": _points(z, pops, seed)}
+            "elbo": _elbo(model, data.features, seed), "points": _points(z, pops, seed)}
+
+
+def _elbo(model, features: np.ndarray, seed: int) -> float | None:
+    """Mean ELBO (nats per sample), None for a method without one (AAEB)."""
+    return model.score(features, seed=seed) if model.method_.has_elbo else None
 
 
 def embedding_fit(config: dict[str, Any]) -> dict[str, Any]:

@@ -207,7 +207,8 @@ def fit_ancestry(data: GenotypeData, out: str | Path, *, method: str = "ddvi", n
         "data": data.description, "n_samples": len(data.sample_ids),
         "n_features": int(data.features.shape[1]), "notes": data.notes,
         "model": {"method": method, "n_clusters": n_clusters, "epochs": epochs, "seed": seed,
-                  "train_seconds": seconds, "elbo": model.score(data.features, seed=seed)},
+                  "train_seconds": seconds,
+                  "elbo": model.score(data.features, seed=seed) if model.method_.has_elbo else None},
         "protocols": {
             "gmm20": "GaussianMixture(20, full covariance, reg_covar=1e-2, n_init=10, random_state=2) "
                      "fitted to the 2-D map, scored against the labels (reference notes 5.5)",
