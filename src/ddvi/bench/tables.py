@@ -264,8 +264,10 @@ def _figure(name: str, records: list[dict], path: Path) -> Path | None:
         pts = r["result"].get("points")
         if r["config"]["seed"] != first_seed or not pts:
             continue
-        col = r["config"].get("prior", r["config"].get("cohort", ""))
-        panels[(r["config"]["row"], col)] = (np.asarray(pts["z"]), pts.get("labels"))
+        row, cfg = r["config"]["row"], r["config"]
+        # image tables: method x prior (the paper's Figures 2-3); genotype tables: one strip
+        key = (row, cfg["prior"]) if "prior" in cfg else (cfg.get("cohort", ""), row)
+        panels[key] = (np.asarray(pts["z"]), pts.get("labels"))
     if not panels:
         return None
     return plot_latent_grid(panels, path, title=f"{name}: latent maps (seed {first_seed})")
