@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ddvi.data.images import _atomic_write, _digest, _verify, cache_dir
+from ddvi.data.images import _verify, cache_dir, load_verified_npz, save_verified_npz
 
 __all__ = [
     "AEON_SHA256",
@@ -264,32 +264,15 @@ def _cache_path(sha256: str) -> Path:
 
 
 def _load_cache(path: Path, sha256: str) -> dict[str, np.ndarray] | None:
-    sha_path = path.with_name(path.name + ".sha256")
-    if not path.is_file() or not sha_path.is_file():
-        return None
-    fields = sha_path.read_text().split()
-    if not fields:
-        raise ValueError(f"{sha_path}: empty checksum file; delete {path} and its .sha256")
-    try:
-        _verify(path, fields[0], "sha256", str(path))
-    except ValueError as exc:
-        raise ValueError(f"{exc}; the cache is corrupt, delete it to rebuild it") from None
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    if str(arrays.pop("wheel_sha256")) != sha256:
-        return None  # built from another wheel: rebuild
+    arrays = load_verified_npz(path)
+    if arrays is None or str(arrays.pop("wheel_sha256")) != sha256:
+        return None  # absent, or built from another wheel: rebuild
     return arrays
 
 
 def _save_cache(path: Path, arrays: dict[str, np.ndarray], sha256: str) -> None:
-    def write(f) -> None:
-        compact = {k: (v.astype(np.bytes_) if v.dtype.kind == "U" else v) for k, v in arrays.items()}
-        np.savez(f, wheel_sha256=np.array(sha256), **compact)
-
-    _atomic_write(path, write)
-    digest = _digest(path, "sha256")
-    line = f"{digest}  {path.name}\n".encode()
-    _atomic_write(path.with_name(path.name + ".sha256"), lambda f: f.write(line))
+    compact = {k: (v.astype(np.bytes_) if v.dtype.kind == "U" else v) for k, v in arrays.items()}
+    save_verified_npz(path, {"wheel_sha256": np.array(sha256), **compact})
 
 
 def load_1kg_reference(

@@ -276,11 +276,9 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def _save_cache(path: Path, train: Split, test: Split) -> None:
-    def write(f) -> None:
-        np.savez(f, x_train=train[0], y_train=train[1], x_test=test[0], y_test=test[1])
-
-    _atomic_write(path, write)
+def save_verified_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as ``path`` (npz, no pickles) plus ``path.sha256``, both atomically."""
+    _atomic_write(path, lambda f: np.savez(f, **arrays))
     digest = _digest(path, "sha256")
     _atomic_write(
         path.with_name(path.name + ".sha256"),
@@ -288,12 +286,9 @@ def _save_cache(path: Path, train: Split, test: Split) -> None:
     )
 
 
-def _load_cache(
-    path: Path, n_train: int | None = 60000, n_test: int | None = 10000
-) -> tuple[Split, Split] | None:
-    """Load a verified cache file, or ``None`` if absent. Raises on checksum mismatch.
-
-    ``n_train`` / ``n_test`` are the expected sizes (``None``: any size)."""
+def load_verified_npz(path: Path) -> dict[str, np.ndarray] | None:
+    """The arrays of a file written by :func:`save_verified_npz`, ``None`` if absent; raises if
+    its checksum does not match (a corrupt cache is never used)."""
     sha_path = path.with_name(path.name + ".sha256")
     if not path.is_file() or not sha_path.is_file():
         return None
@@ -303,10 +298,27 @@ def _load_cache(
     try:
         _verify(path, fields[0], "sha256", str(path))
     except ValueError as exc:
-        raise ValueError(f"{exc}; the cache is corrupt, delete it to re-download") from None
+        raise ValueError(f"{exc}; the cache is corrupt, delete it to rebuild it") from None
     with np.load(path, allow_pickle=False) as z:
-        train = _check_split(z["x_train"], z["y_train"], f"{path} train", n_train)
-        test = _check_split(z["x_test"], z["y_test"], f"{path} test", n_test)
+        return {k: z[k] for k in z.files}
+
+
+def _save_cache(path: Path, train: Split, test: Split) -> None:
+    save_verified_npz(path, {"x_train": train[0], "y_train": train[1], "x_test": test[0],
+                             "y_test": test[1]})
+
+
+def _load_cache(
+    path: Path, n_train: int | None = 60000, n_test: int | None = 10000
+) -> tuple[Split, Split] | None:
+    """Load a verified cache file, or ``None`` if absent. Raises on checksum mismatch.
+
+    ``n_train`` / ``n_test`` are the expected sizes (``None``: any size)."""
+    z = load_verified_npz(path)
+    if z is None:
+        return None
+    train = _check_split(z["x_train"], z["y_train"], f"{path} train", n_train)
+    test = _check_split(z["x_test"], z["y_test"], f"{path} test", n_test)
     return train, test
 
 
