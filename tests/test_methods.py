@@ -143,25 +143,28 @@ def test_aevb_gradients_and_warmup():
 
 
 def test_ddvi_log_q_is_the_auxiliary_bound_term():
-    """log_q = log q(y,z|x) - log r(y|z) recomputed from the trajectory by brute force."""
+    """log_q = log q(y,z|x) - log r(y|z,x) recomputed from the trajectory by brute force, with
+    non-zero residuals (y_t = mean + std * u_t: r and q both in z-space)."""
+    torch.manual_seed(0)
     q = DiffusionPosterior(3, 2, [8], timesteps=4, context_dim=2)
+    torch.nn.init.normal_(q.denoiser.out.weight, std=0.5)
     x = torch.rand(5, 3)
-    g = torch.Generator().manual_seed(0)
-    z, log_q, ys = q.rsample_trajectory(x, g)
+    z, log_q, us = q.rsample_trajectory(x, torch.Generator().manual_seed(0))
     mean, std, ctx = q.encode(x)
+    ys = mean + std * us
     s = q.schedule
     lq = torch.distributions.Normal(mean, std).log_prob(ys[-1]).sum(-1)
     lr = torch.zeros(5)
     for t in range(4, 0, -1):
-        out = q.denoiser(ys[t], t, ctx)
-        eps, v = out[:, :2], torch.sigmoid(out[:, 2:])
-        var = s.beta[t - 1] ** v * s.reverse_variance[t - 1] ** (1 - v)
-        step = torch.distributions.Normal(s.reverse_mean(ys[t], eps, t), var.sqrt())
-        lq += step.log_prob(ys[t - 1]).sum(-1)
+        out = q.denoiser(us[t], t, ctx)
         b = s.beta[t - 1]
-        lr += torch.distributions.Normal((1 - b).sqrt() * ys[t - 1], b.sqrt()).log_prob(ys[t]).sum(-1)
-    assert torch.equal(z, ys[0])
-    assert torch.allclose(log_q, lq - lr, atol=1e-3)
+        m = mean + std * ((1 - b).sqrt() * us[t] + b.sqrt() * out[:, :2])
+        var = b * torch.exp(5 * torch.tanh(out[:, 2:] / 5))
+        lq += torch.distributions.Normal(m, std * var.sqrt()).log_prob(ys[t - 1]).sum(-1)
+        fwd = torch.distributions.Normal(mean + (1 - b).sqrt() * (ys[t - 1] - mean), std * b.sqrt())
+        lr += fwd.log_prob(ys[t]).sum(-1)
+    assert torch.allclose(z, ys[0], atol=1e-6)
+    assert torch.allclose(log_q.sum(0), lq - lr, atol=1e-3)
 
 
 def test_bad_names():

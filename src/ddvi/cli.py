@@ -34,9 +34,13 @@ def fit(
     sleep: str = typer.Option("full", help="DDVI sleep term: none | latent | full"),
     timesteps: int = typer.Option(20, min=1, help="DDVI diffusion steps T"),
     schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),
+    beta_start: float | None = typer.Option(None, help="first noise level beta_1, in (0, beta_end] "
+                                                        "(default 1e-3)"),
+    beta_end: float | None = typer.Option(None, help="last noise level beta_T, in (0, 0.5] "
+                                                      "(default min(0.5, 8/T); cosine: 0.5 cap)"),
     beta_reg: float | None = typer.Option(None, help="weight of L_reg (default: the paper's)"),
     beta_diff: float = typer.Option(1.0, help="weight of the sleep term"),
-    warmup_steps: int = typer.Option(2000, help="DDVI: denoiser pre-training steps on prior samples"),
+    warmup_steps: int = typer.Option(0, help="DDVI: denoiser pre-training steps on prior samples"),
     n_train: int | None = typer.Option(None, help="use a random subset of the training set"),
     n_labels: int | None = typer.Option(None, help="semi-supervised: keep exactly this many labels"),
     balanced: bool = typer.Option(False, help="semi-supervised: the same number of labels per class"),
@@ -77,7 +81,8 @@ def fit(
     x_fit, y_fit = subset(x_train, y_train, n_train, seed)
     run = _run_dir(out, method, prior, dataset)
     model = DDVI(method=method, prior=prior, epochs=epochs, batch_size=batch_size, lr=lr,
-                 sleep=sleep, timesteps=timesteps, schedule=schedule, beta_reg=beta_reg,
+                 sleep=sleep, timesteps=timesteps, schedule=schedule, beta_start=beta_start,
+                 beta_end=beta_end, beta_reg=beta_reg,
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
                  run_dir=str(run), alpha=alpha, labeled_batch_size=labeled_batch_size,
                  n_clusters=n_clusters, cluster_model=cluster_model)

@@ -29,7 +29,7 @@ MODEL_FILE = "model.safetensors"
 
 _BUILD_KEYS = ("prior", "likelihood", "latent_dim", "hidden", "beta_reg", "prior_weight", "sleep",
                "timesteps", "schedule", "beta_diff", "sleep_steps", "fantasy", "context_dim",
-               "denoiser_hidden", "dropout", "arch")
+               "denoiser_hidden", "dropout", "arch", "beta_start", "beta_end")
 
 
 def check_array(X: Any, name: str = "X") -> np.ndarray:
@@ -75,8 +75,11 @@ class DDVI(TransformerMixin, BaseEstimator):
     5-layer 128-unit denoiser with T = 20 steps, Adam with lr 1e-4 (AAEB 2e-4), batch 128.
     ``method`` is one of aevb, aevb-iaf, aaeb, h-aevb, pis, ddvi. ``beta_reg=None``
     uses the paper's KL weight (DDVI 0.003, AEVB 0.01 with warm-up and prior weight 5) converted
-    to nats per example. ``binarize`` thresholds [0, 1] data at 0.5 for the Bernoulli likelihood,
-    so the reported ELBO bounds a proper likelihood of the data.
+    to nats per example. DDVI's chain: ``timesteps`` T and a ``schedule`` (linear | cosine) from
+    ``beta_start`` to ``beta_end`` (None: the defaults of :func:`ddvi.diffusion.make_betas`, every
+    beta_t <= 0.5); it starts as AEVB's Gaussian posterior, so ``warmup_steps`` (pre-training the
+    denoiser on prior samples) is off by default. ``binarize`` thresholds [0, 1] data at 0.5 for
+    the Bernoulli likelihood, so the reported ELBO bounds a proper likelihood of the data.
 
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
@@ -94,11 +97,12 @@ class DDVI(TransformerMixin, BaseEstimator):
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, prior_weight: float | None = None,
-                 warmup_steps: int = 2000, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
+                 warmup_steps: int = 0, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
                  verbose: bool = True, run_dir: str | None = None, checkpoint_every: int = 1,
                  alpha: float = 1000.0, labeled_batch_size: int = 32,
                  classifier_hidden: tuple[int, ...] = (1000,),
-                 n_clusters: int | None = None, cluster_model: str = "mixture", arch: str = "mlp"):
+                 n_clusters: int | None = None, cluster_model: str = "mixture", arch: str = "mlp",
+                 beta_start: float | None = None, beta_end: float | None = None):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden
         self.sleep, self.timesteps, self.schedule = sleep, timesteps, schedule
@@ -110,6 +114,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.alpha, self.classifier_hidden = alpha, classifier_hidden
         self.labeled_batch_size = labeled_batch_size
         self.n_clusters, self.cluster_model, self.arch = n_clusters, cluster_model, arch
+        self.beta_start, self.beta_end = beta_start, beta_end
 
     # ---- data ---------------------------------------------------------------------------------
     def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:

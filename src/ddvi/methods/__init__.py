@@ -40,7 +40,9 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
                  schedule: str = "linear", beta_diff: float = 1.0, sleep_steps: int = 1,
                  fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, dropout: float = 0.0,
-                 prior_options: dict[str, Any] | None = None, arch: str = "mlp") -> Method:
+                 prior_options: dict[str, Any] | None = None, arch: str = "mlp",
+                 beta_start: float | None = None, beta_end: float | None = None,
+                 denoiser_layers: int = 5, learn_variance: bool = True) -> Method:
     """Assemble prior, decoder, likelihood and posterior into the named method.
 
     ``arch``: ``"mlp"`` (MLP encoders and decoder, any data) or ``"conv"`` (the paper's CIFAR-10
@@ -50,6 +52,10 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
     :class:`ddvi.convnets.ConvEncoder`, the decoder a :class:`ddvi.convnets.ConvDecoder`.
     ``hidden``: the encoders' (and the MLP decoder's) hidden widths; by default (1000, 1000) for
     ``"mlp"`` and, as in the paper, (1000,) after the conv trunk for ``"conv"``.
+    DDVI's chain: ``timesteps`` T, ``schedule`` (linear | cosine) with end points ``beta_start``,
+    ``beta_end`` (defaults in :func:`ddvi.diffusion.make_betas`; every beta_t <= 0.5), a denoiser of
+    ``denoiser_layers`` x ``denoiser_hidden`` units and, with ``learn_variance``, learned step
+    variances.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -88,8 +94,11 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
         raise ValueError(f"unknown sleep mode {sleep!r}; choose one of {SLEEP_MODES}")
     if context_dim is None:
         context_dim = 0 if sleep == "latent" else 10
-    q = DiffusionPosterior(n_features, latent_dim, hidden, timesteps, schedule, context_dim,
-                           denoiser_hidden, dropout=dropout, encoder=encoder)
+    q = DiffusionPosterior(n_features, latent_dim, hidden, timesteps=timesteps, schedule=schedule,
+                           context_dim=context_dim, denoiser_hidden=denoiser_hidden,
+                           denoiser_layers=denoiser_layers, dropout=dropout,
+                           learn_variance=learn_variance, encoder=encoder, beta_start=beta_start,
+                           beta_end=beta_end)
     return DDVI(p, lik, decoder, q, sleep=sleep, beta_reg=beta_reg, beta_diff=beta_diff,
                 sleep_steps=sleep_steps, fantasy=fantasy)
 

@@ -6,11 +6,13 @@ estimated on-policy by backpropagating through the T reverse steps (eq. 5-6).
 
 Sleep, by ``sleep``:
     "none"   unregularised DDVI: the Markovian ELBO alone (section 3.2).
-    "latent" simplified wake-sleep (appendix B): z ~ p(z), y ~ r(y|z); the unconditional denoiser
-             learns to recover z (noise-prediction loss), added to the wake loss in one step.
+    "latent" simplified wake-sleep (appendix B): z ~ p(z), y ~ r(y|z); the unconditional chain
+             learns the prior's shape (its chain NLL on prior samples in their own standardised
+             coordinates), added to the wake loss in one step.
     "full"   wake-sleep (section 3.4, algorithm 1): after the wake step, ``sleep_steps`` steps on phi
-             only with z ~ p(z), fantasy x ~ p(x|z): noise-prediction loss of the x-conditioned
-             denoiser plus KL(r(y_T|z) || q(y_T|x)), i.e. L_diff of eq. 9 up to step weights.
+             only with z ~ p(z), fantasy x ~ p(x|z): L_diff of eq. 9 with the bound's own weights,
+             E_r[log r(y | z, x) - log q(y, z | x)] >= -log q(z | x), every step's Gaussian KL (mean
+             and variance) in nats (see ``DiffusionPosterior.chain_nll``).
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ class DDVI(Method):
                 "reg": reg.mean(), "elbo": t["elbo"].mean()}
 
     def latent_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
-        """Noise prediction on prior samples, unconditional denoiser (appendix B)."""
+        """The unconditional chain's NLL of prior samples (appendix B)."""
         z, _ = self.prior.sample(n, generator)
-        return self.posterior.denoising_loss(z, None, generator).mean()
+        return self.posterior.shape_loss(z, generator).mean()
 
     def full_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
         """L_diff on (z, x) ~ p(x, z): depends on phi only (the fantasy x is detached)."""
@@ -58,10 +60,7 @@ class DDVI(Method):
             out = self.decoder(z)
             x = self.likelihood.sample(out, generator) if self.fantasy == "sample" \
                 else self.likelihood.mean(out)
-        mean, std, context = self.posterior.encode(x)
-        denoise = self.posterior.denoising_loss(z, context, generator)
-        endpoint = self.posterior.schedule.prior_endpoint_kl(z, mean, std)
-        return (denoise + endpoint).mean()
+        return self.posterior.sleep_loss(x, z, generator).mean()
 
     def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
                       ctx: StepContext) -> dict[str, Tensor]:
@@ -70,23 +69,24 @@ class DDVI(Method):
 
     def pretrain_denoiser(self, steps: int, batch_size: int, lr: float,
                           generator: torch.Generator | None = None) -> list[float]:
-        """Optional warm-up (algorithm 1, line 1): fit the denoiser to prior samples alone.
+        """Optional warm-up (algorithm 1, line 1): fit the denoiser to the prior's shape alone
+        (``DiffusionPosterior.shape_loss``, zero context). Off by default: it moves q(z | x)
+        away from the encoder's Gaussian that DDVI starts from. Returns the loss every 100 steps."""
+        return pretrain_shape(self, lambda: self.prior.sample(batch_size, generator)[0], steps, lr,
+                              generator)
 
-        A conditional denoiser sees a zero context, i.e. it starts as the unconditional one.
-        Returns the loss every 100 steps.
-        """
-        den = self.posterior.denoiser
-        opt = torch.optim.Adam(den.parameters(), lr=lr)
-        ctx_dim = self.posterior.context_dim
-        losses = []
-        for i in range(steps):
-            z, _ = self.prior.sample(batch_size, generator)
-            context = z.new_zeros(batch_size, ctx_dim) if ctx_dim else None
-            loss = self.posterior.denoising_loss(z, context, generator).mean()
-            self._step(opt, loss)
-            if i % 100 == 0:
-                losses.append(float(loss.detach()))
-        return losses
+
+def pretrain_shape(method: Method, sample_z, steps: int, lr: float,
+                   generator: torch.Generator | None) -> list[float]:
+    """Fit ``method.posterior.denoiser`` to batches from ``sample_z()`` by the chain's shape loss."""
+    opt = torch.optim.Adam(method.posterior.denoiser.parameters(), lr=lr)
+    losses = []
+    for i in range(steps):
+        loss = method.posterior.shape_loss(sample_z(), generator).mean()
+        method._step(opt, loss)
+        if i % 100 == 0:
+            losses.append(float(loss.detach()))
+    return losses
 
 
 def wake_sleep_step(method: Method, terms: dict[str, Tensor], n: int, optimizer: torch.optim.Optimizer,

@@ -1,13 +1,22 @@
-"""The diffusion posterior of DDVI (paper section 3.1, appendix G).
+"""The diffusion posterior of DDVI (paper section 3.1, appendix G), in standardised coordinates.
 
-q(y_T | x) = N(mean(x), diag std(x)^2) from the encoder, then T Gaussian reverse steps
-q(y_{t-1} | y_t, x) = N(mu(y_t, t, c(x)), diag sigma_t^2) with mu given by an epsilon-predicting
-denoiser; z = y_0. The step variance is either fixed (the forward process' posterior variance) or
-learned (``learn_variance``, Nichol & Dhariwal 2021): log sigma^2 = v log beta_t + (1 - v) log
-sigma~_t^2 with v in (0, 1) an extra (sigmoid) output of the denoiser. A learned variance keeps
-the bound tight when q(z | x) is broader than the fixed variances allow (H(q), section 3.2).
-The denoiser sees x through a context head c(x) of the encoder (``context_dim > 0``) or not at
-all (``context_dim = 0``, simplified wake-sleep).
+The encoder gives mean(x), std(x) and a context c(x). The chain runs on u = (z - mean(x)) / std(x):
+
+    q(u_T | x) = N(0, I),
+    q(u_{t-1} | u_t, x) = N(sqrt(alpha_t) u_t + sqrt(beta_t) m(u_t, t, c),  beta_t exp(v(u_t, t, c))),
+    z = mean(x) + std(x) * u_0,
+
+with the auxiliary reverse model r(u_{1:T} | u_0) the forward process of
+:class:`ddvi.diffusion.NoiseSchedule` in u-space, i.e. r(y | z, x) with y_t = mean + std * u_t.
+The denoiser's outputs m and v are residuals whose last layer starts at zero. With m = v = 0 the
+chain is the time reversal of the stationary forward process, so q(u_{0:T}) = N(u_0; 0, I)
+r(u_{1:T} | u_0) exactly: q(z | x) is the encoder's Gaussian N(mean, std^2) and
+log q(y, z | x) - log r(y | z, x) = log N(z; mean, std^2). DDVI therefore contains AEVB: at
+initialisation its bound is AEVB's, and training the residuals can only add to the family (as
+an IAF's identity initialisation). ``learn_variance=False`` keeps v = 0.
+
+The denoiser sees x through the context c(x) (``context_dim > 0``) or not at all
+(``context_dim = 0``, the simplified wake-sleep of appendix B).
 """
 
 from __future__ import annotations
@@ -19,14 +28,14 @@ from torch import Tensor
 
 from ddvi.diffusion import LOG_2PI, NoiseSchedule
 from ddvi.nets import Denoiser, Encoder, EncoderFactory
-from ddvi.posteriors.base import Posterior, diag_normal_log_prob, positive_scale
+from ddvi.posteriors.base import Posterior, positive_scale
+
+LOG_VAR_RANGE = 5.0
+"""The learned log-variance residual v is soft-clipped to (-5, 5) (a factor e^5 either way)."""
 
 
 class DiffusionPosterior(Posterior):
-    """Encoder to y_T plus a reverse diffusion chain to z.
-
-    One ``encoder`` pass (see :class:`ddvi.posteriors.gaussian.GaussianPosterior`) gives the
-    heads ``mean``, ``scale`` and, if ``context_dim > 0``, the denoiser's context c(x).
+    """Encoder to (mean, std, context) plus a reverse diffusion chain in standardised coordinates.
 
     Example:
         >>> q = DiffusionPosterior(4, 2, [8], timesteps=5, context_dim=3)
@@ -38,7 +47,8 @@ class DiffusionPosterior(Posterior):
     def __init__(self, in_dim: int, latent_dim: int, hidden: Sequence[int], timesteps: int = 20,
                  schedule: str = "linear", context_dim: int = 10, denoiser_hidden: int = 128,
                  denoiser_layers: int = 5, dropout: float = 0.0, learn_variance: bool = True,
-                 encoder: EncoderFactory | None = None):
+                 encoder: EncoderFactory | None = None, beta_start: float | None = None,
+                 beta_end: float | None = None):
         super().__init__()
         self.latent_dim, self.context_dim = latent_dim, context_dim
         self.learn_variance = learn_variance
@@ -46,68 +56,106 @@ class DiffusionPosterior(Posterior):
         if context_dim:
             heads["context"] = context_dim
         self.encoder = (encoder or Encoder)(in_dim, hidden, heads, dropout)
-        self.schedule = NoiseSchedule(timesteps, schedule)
+        self.schedule = NoiseSchedule(timesteps, schedule, beta_start, beta_end)
         self.denoiser = Denoiser(latent_dim, timesteps, denoiser_hidden, denoiser_layers,
                                  context_dim, extra_out=latent_dim if learn_variance else 0)
+        torch.nn.init.zeros_(self.denoiser.out.weight)
+        torch.nn.init.zeros_(self.denoiser.out.bias)
 
     @property
     def timesteps(self) -> int:
         return self.schedule.timesteps
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Mean and std of q(y_T | x) and the denoiser's context c(x) (None if unconditional)."""
+        """mean(x), std(x) of the affine map u -> z, and the denoiser's context c(x) (or None)."""
         h = self.encoder(x)
         return h["mean"], positive_scale(h["scale"]), h.get("context")
 
+    def step(self, u: Tensor, t: Tensor | int, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(u_{t-1} | u_t, x); ``t`` an int or a (B,) tensor."""
+        s, d = self.schedule, self.latent_dim
+        out = self.denoiser(u, t, context)
+        beta = s.at("beta", t, u)
+        mean = s.at("alpha", t, u).sqrt() * u + beta.sqrt() * out[:, :d]
+        log_var = beta.log().expand_as(u)
+        if self.learn_variance:
+            log_var = log_var + LOG_VAR_RANGE * torch.tanh(out[:, d:] / LOG_VAR_RANGE)
+        return mean, log_var
+
     def rsample(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        z, log_q, _ = self.rsample_trajectory(x, generator)
-        return z, log_q
+        z, log_ratio, _ = self.rsample_trajectory(x, generator)
+        return z, log_ratio.sum(0)
 
     def rsample_trajectory(self, x: Tensor, generator: torch.Generator | None = None
                            ) -> tuple[Tensor, Tensor, Tensor]:
-        """z, log q(y, z | x) - log r(y | z), and the trajectory ys (T+1, B, d) with ys[t] = y_t."""
+        """z; the terms of log q(y, z | x) - log r(y | z, x) as a (T + 1, B) tensor; and the
+        trajectory us (T + 1, B, d) in u-space with us[t] = u_t.
+
+        Row 0 of the terms is log q(u_T | x) - sum log std(x) (the affine map's log-determinant);
+        row t (1..T) is log q(u_{t-1} | u_t, x) - log r(u_t | u_{t-1}). Their sum is ``log_q``.
+        """
         mean, std, context = self.encode(x)
-        s, T, d = self.schedule, self.timesteps, self.latent_dim
+        T = self.timesteps
         noise = torch.randn((T + 1, *mean.shape), generator=generator, device=mean.device,
                             dtype=mean.dtype)
-        y = mean + std * noise[T]
-        ys, log_var_sum = [y], mean.new_zeros(mean.shape[0])
+        u = noise[T]
+        us, log_q_steps = [u], []
         for t in range(T, 0, -1):
-            eps, log_var = self.step(y, t, context)
-            y = s.reverse_mean(y, eps, t) + (0.5 * log_var).exp() * noise[t - 1]
-            log_var_sum = log_var_sum + log_var.sum(-1)
-            ys.append(y)
-        traj = torch.stack(ys[::-1])
-        log_q_steps = -0.5 * (noise[:T].pow(2).sum((0, -1)) + log_var_sum + T * d * LOG_2PI)
-        log_q = diag_normal_log_prob(noise[T], std) + log_q_steps
-        return y, log_q - s.forward_log_prob(traj), traj
+            m, log_var = self.step(u, t, context)
+            u = m + (0.5 * log_var).exp() * noise[t - 1]
+            log_q_steps.append(-0.5 * (noise[t - 1].pow(2) + log_var + LOG_2PI).sum(-1))
+            us.append(u)
+        traj = torch.stack(us[::-1])
+        end = -0.5 * (noise[T].pow(2) + LOG_2PI).sum(-1) - std.log().sum(-1)
+        steps = torch.stack(log_q_steps[::-1]) - self.schedule.forward_log_prob_steps(traj)
+        return mean + std * u, torch.cat([end[None], steps]), traj
 
-    def step(self, y: Tensor, t: int, context: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Noise prediction and log-variance of q(y_{t-1} | y_t, x)."""
-        out = self.denoiser(y, t, context)
-        s, d = self.schedule, self.latent_dim
-        log_fixed = s.reverse_variance[t - 1].log()
-        if not self.learn_variance:
-            return out, log_fixed.expand_as(y)
-        eps, v = out[:, :d], torch.sigmoid(out[:, d:])
-        return eps, v * s.beta[t - 1].log() + (1 - v) * log_fixed
+    @torch.no_grad()
+    def log_ratio_per_step(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The (T + 1, B) terms of ``log_q`` along one sampled trajectory (a diagnostic)."""
+        return self.rsample_trajectory(x, generator)[1]
 
     @torch.no_grad()
     def summary(self, x: Tensor) -> Tensor:
-        """Deterministic latent: y_T = mean(x), then the DDIM (eta = 0) reverse map."""
-        y, _, context = self.encode(x)
+        """Deterministic latent: u_T = 0, then the chain's means (no noise), mapped to z."""
+        mean, std, context = self.encode(x)
+        u = torch.zeros_like(mean)
         for t in range(self.timesteps, 0, -1):
-            y = self.schedule.ddim_step(y, self.step(y, t, context)[0], t)
-        return y
+            u = self.step(u, t, context)[0]
+        return mean + std * u
 
-    def denoising_loss(self, z: Tensor, context: Tensor | None,
-                       generator: torch.Generator | None = None) -> Tensor:
-        """Per-row noise-prediction loss ||eps - eps_phi(y_t, t, c)||^2, t ~ U{1..T}, y_t ~ r(.|z).
+    def chain_nll(self, u0: Tensor, context: Tensor | None,
+                  generator: torch.Generator | None = None) -> Tensor:
+        """E_r[log r(u_{1:T} | u_0) - log q(u_{0:T} | x)] per row: an upper bound on -log q(u_0 | x).
 
-        The paper's practical form of L_diff's sum of KL(r_t || q_t) (section 3.4).
+        The sum, in nats, of KL(r(u_T | u_0) || N(0, I)), of KL(r(u_{t-1} | u_t, u_0) ||
+        q(u_{t-1} | u_t, x)) for t = 2..T and of -log q(u_0 | u_1, x), every step evaluated in one
+        batched denoiser pass (one u_t ~ r(u_t | u_0) per step): the bound's own weights, and
+        both the mean and the variance outputs trained.
         """
-        t = torch.randint(1, self.timesteps + 1, (z.shape[0],), generator=generator,
-                          device=z.device)
-        eps = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-        pred = self.denoiser(self.schedule.q_sample(z, t, eps), t, context)[:, :self.latent_dim]
-        return (eps - pred).pow(2).sum(-1)
+        s, T = self.schedule, self.timesteps
+        B = u0.shape[0]
+        t = torch.arange(1, T + 1, device=u0.device).repeat_interleave(B)
+        u0_rep = u0.repeat(T, 1)
+        eps = torch.randn(u0_rep.shape, generator=generator, device=u0.device, dtype=u0.dtype)
+        ut = s.q_sample(u0_rep, t, eps)
+        ctx = None if context is None else context.repeat(T, 1)
+        m_q, log_v_q = self.step(ut, t, ctx)
+        m_r, v_r = s.posterior(u0_rep, ut, t)
+        kl = 0.5 * (log_v_q - torch.log(v_r.clamp(min=1e-30))
+                    + (v_r + (m_r - m_q).pow(2)) / log_v_q.exp() - 1)
+        nll = 0.5 * ((u0_rep - m_q).pow(2) / log_v_q.exp() + log_v_q + LOG_2PI)
+        per_step = torch.where((t == 1)[:, None], nll, kl).sum(-1).view(T, B).sum(0)
+        return per_step + s.endpoint_kl(u0)
+
+    def sleep_loss(self, x: Tensor, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Per-row upper bound on -log q(z | x) for pairs (x, z) ~ p(x, z) (the full sleep, L_diff)."""
+        mean, std, context = self.encode(x)
+        return self.chain_nll((z - mean) / std, context, generator) + std.log().sum(-1)
+
+    def shape_loss(self, z: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Chain NLL of a batch of latents standardised by its own (detached) moments, with a zero
+        context: teaches the chain the shape of z's distribution without x (latent sleep)."""
+        u0 = (z - z.mean(0).detach()) / z.std(0).detach().clamp(min=1e-6)
+        ctx = z.new_zeros(z.shape[0], self.context_dim) if self.context_dim else None
+        return self.chain_nll(u0, ctx, generator)

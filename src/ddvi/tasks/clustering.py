@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from ddvi.methods import build_method
 from ddvi.methods.base import Method, StepContext, linear_warmup
-from ddvi.methods.ddvi import DDVI, wake_sleep_step
+from ddvi.methods.ddvi import DDVI, pretrain_shape, wake_sleep_step
 from ddvi.nets import mlp
 from ddvi.priors import MixturePrior
 
@@ -278,9 +278,9 @@ class ClusterVariable(Method):
         return k, z
 
     def latent_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
-        """Noise prediction of the unconditional denoiser on prior samples of z (appendix B)."""
+        """The unconditional chain's NLL of prior samples of z (appendix B)."""
         _, z = self._fantasy(n, generator)
-        return self.posterior.denoising_loss(z, None, generator).mean()
+        return self.posterior.shape_loss(z, generator).mean()
 
     def full_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
         """DDVI's L_diff on fantasies (k, z, x) ~ p plus -log q(k | x); phi only."""
@@ -290,11 +290,8 @@ class ClusterVariable(Method):
             out = self.decoder(u)
             x = self.likelihood.sample(out, generator) if self.fantasy == "sample" \
                 else self.likelihood.mean(out)
-        mean, std, context = self.posterior.encode(x)
-        denoise = self.posterior.denoising_loss(z, context, generator)
-        endpoint = self.posterior.schedule.prior_endpoint_kl(z, mean, std)
         head = -self.cluster_log_probs(x).gather(1, k[:, None])[:, 0]
-        return (denoise + endpoint + head).mean()
+        return (self.posterior.sleep_loss(x, z, generator) + head).mean()
 
     def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
                       ctx: StepContext) -> dict[str, Tensor]:
@@ -314,17 +311,8 @@ class ClusterVariable(Method):
         """DDVI's optional denoiser warm-up on prior samples of the posterior's latent z."""
         if self.base_name != "ddvi":
             raise ValueError("pretrain_denoiser needs a DDVI base")
-        opt = torch.optim.Adam(self.posterior.denoiser.parameters(), lr=lr)
-        ctx_dim = self.posterior.context_dim
-        losses = []
-        for i in range(steps):
-            _, z = self._fantasy(batch_size, generator)
-            context = z.new_zeros(batch_size, ctx_dim) if ctx_dim else None
-            loss = self.posterior.denoising_loss(z, context, generator).mean()
-            self._step(opt, loss)
-            if i % 100 == 0:
-                losses.append(float(loss.detach()))
-        return losses
+        return pretrain_shape(self, lambda: self._fantasy(batch_size, generator)[1], steps, lr,
+                              generator)
 
 
 def build_cluster_variable(method: str, n_features: int, n_clusters: int = 20, *,
