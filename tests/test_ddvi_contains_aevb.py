@@ -94,3 +94,23 @@ def test_default_ddvi_trains_stably_for_small_and_large_T():
             out = m.training_step(x, opt, StepContext(0, 1, g))
         assert all(bool(torch.isfinite(v)) for v in out.values()), (T, out)
         assert float(m.transform(x).abs().max()) < 10
+
+
+def test_models_of_the_old_posterior_format_are_refused(tmp_path):
+    import json
+
+    import numpy as np
+
+    from ddvi import DDVI
+    from ddvi.checkpoint import load_checkpoint, save_checkpoint
+
+    X = (np.random.default_rng(0).random((32, 8)) > 0.5).astype("float32")
+    path = DDVI(prior="gaussian", hidden=(8,), epochs=1, timesteps=3, verbose=False).fit(X).save(
+        tmp_path / "m")
+    assert DDVI.load(path).transform(X).shape == (32, 2)
+    tensors, meta = load_checkpoint(path / "model.safetensors")
+    del meta["config"]["options"]["posterior_format"]  # as written before the format existed
+    save_checkpoint(tmp_path / "old" / "model.safetensors", tensors, meta)
+    with pytest.raises(ValueError, match="posterior format 1.*refit"):
+        DDVI.load(tmp_path / "old")
+    assert json.loads((path / "config.json").read_text())["options"]["posterior_format"] == 2

@@ -6,7 +6,7 @@ import torch
 from ddvi.diffusion import NoiseSchedule, make_betas
 
 
-@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("kind", ["linear", "geometric", "cosine"])
 def test_every_beta_is_well_conditioned_for_every_T(kind):
     """No beta_t above 0.5 for any T in 1..1000 (the last reverse step never divides by ~0)."""
     for T in range(1, 1001):

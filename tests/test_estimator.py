@@ -147,7 +147,7 @@ def test_semi_supervised_fit_predict_save_load(method, tmp_path):
     assert np.array_equal(loaded.predict(X), pred)
     assert np.array_equal(loaded.transform(X), m.transform(X))
     if method == "ddvi":
-        assert m.method_.base.sleep == "full"
+        assert m.method_.base.sleep == m.sleep == "none"
 
 
 def test_semi_supervised_bad_labels():

@@ -31,7 +31,7 @@ def fit(
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(128, min=1),
     lr: float | None = typer.Option(None, help="Adam learning rate (default: the paper's)"),
-    sleep: str = typer.Option("full", help="DDVI sleep term: none | latent | full"),
+    sleep: str = typer.Option("none", help="DDVI sleep term: none | latent | full (see README)"),
     timesteps: int = typer.Option(20, min=1, help="DDVI diffusion steps T"),
     schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),
     beta_start: float | None = typer.Option(None, help="first noise level beta_1, in (0, beta_end] "

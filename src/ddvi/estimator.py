@@ -26,6 +26,8 @@ from ddvi.metrics import elbo as elbo_metric
 from ddvi.train import Trainer
 
 MODEL_FILE = "model.safetensors"
+POSTERIOR_FORMAT = 2
+"""2: DDVI's chain in standardised coordinates (the same weight names as format 1, other maths)."""
 
 _BUILD_KEYS = ("prior", "likelihood", "latent_dim", "hidden", "beta_reg", "prior_weight", "sleep",
                "timesteps", "schedule", "beta_diff", "sleep_steps", "fantasy", "context_dim",
@@ -65,6 +67,7 @@ class _Options:
     binarize: bool
     task: str = "unsupervised"
     task_options: dict[str, Any] = field(default_factory=dict)
+    posterior_format: int = 1  # files written before the format was recorded hold format 1
 
 
 class DDVI(TransformerMixin, BaseEstimator):
@@ -93,7 +96,7 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     def __init__(self, method: str = "ddvi", prior: str = "pinwheel", likelihood: str = "bernoulli",
                  latent_dim: int = 2, epochs: int = 10, batch_size: int = 128, lr: float | None = None,
-                 hidden: tuple[int, ...] | None = None, sleep: str = "full", timesteps: int = 20,
+                 hidden: tuple[int, ...] | None = None, sleep: str = "none", timesteps: int = 20,
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, prior_weight: float | None = None,
@@ -195,7 +198,8 @@ class DDVI(TransformerMixin, BaseEstimator):
             raise ValueError(f"labels go up to {int(labels.max())} but the {self.prior!r} prior has "
                              f"{self.method_.prior.n_partitions} partitions (one per class)")
         build = {k: getattr(self, k) for k in _BUILD_KEYS}
-        self.options_ = _Options(self.method, data.shape[1], build, self.binarize, task, task_options)
+        self.options_ = _Options(self.method, data.shape[1], build, self.binarize, task, task_options,
+                                 POSTERIOR_FORMAT)
         lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
         trainer = Trainer(self.method_, epochs=self.epochs, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, run_dir=self.run_dir, verbose=self.verbose,
@@ -299,6 +303,10 @@ class DDVI(TransformerMixin, BaseEstimator):
                        for k, v in config["params"].items()})
         opts = config["options"]
         model.options_ = _Options(**opts)
+        if model.options_.method == "ddvi" and model.options_.posterior_format < POSTERIOR_FORMAT:
+            raise ValueError(f"{file} holds a DDVI model of posterior format "
+                             f"{model.options_.posterior_format} (ddvi before the standardised "
+                             f"chain); this ddvi reads format {POSTERIOR_FORMAT}: refit the model")
         model.method_ = model._build(opts["n_features"], model.options_.task,
                                      model.options_.task_options)
         state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}

@@ -36,7 +36,7 @@ _ELBO_BASELINES = {"aevb": AEVB, "aevb-iaf": AEVBIAF, "h-aevb": HAEVB, "pis": PI
 def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
                  likelihood: str = "bernoulli", latent_dim: int = 2,
                  hidden: Sequence[int] | None = None, beta_reg: float | None = None,
-                 prior_weight: float | None = None, sleep: str = "full", timesteps: int = 20,
+                 prior_weight: float | None = None, sleep: str = "none", timesteps: int = 20,
                  schedule: str = "linear", beta_diff: float = 1.0, sleep_steps: int = 1,
                  fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, dropout: float = 0.0,

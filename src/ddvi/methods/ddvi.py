@@ -9,10 +9,10 @@ Sleep, by ``sleep``:
     "latent" simplified wake-sleep (appendix B): z ~ p(z), y ~ r(y|z); the unconditional chain
              learns the prior's shape (its chain NLL on prior samples in their own standardised
              coordinates), added to the wake loss in one step.
-    "full"   wake-sleep (section 3.4, algorithm 1): after the wake step, ``sleep_steps`` steps on phi
-             only with z ~ p(z), fantasy x ~ p(x|z): L_diff of eq. 9 with the bound's own weights,
-             E_r[log r(y | z, x) - log q(y, z | x)] >= -log q(z | x), every step's Gaussian KL (mean
-             and variance) in nats (see ``DiffusionPosterior.chain_nll``).
+    "full"   wake-sleep (section 3.4, algorithm 1): phi also fits z ~ p(z) from fantasy x ~ p(x|z)
+             (``sleep_steps`` fantasy batches, in the wake's optimizer step): L_diff of eq. 9 with
+             the bound's own weights, E_r[log r(y | z, x) - log q(y, z | x)] >= -log q(z | x),
+             every step's Gaussian KL (mean and variance) in nats (``DiffusionPosterior.chain_nll``).
 """
 
 from __future__ import annotations
@@ -91,21 +91,21 @@ def pretrain_shape(method: Method, sample_z, steps: int, lr: float,
 
 def wake_sleep_step(method: Method, terms: dict[str, Tensor], n: int, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator | None) -> dict[str, Tensor]:
-    """DDVI's update schedule for a method with ``sleep``, ``beta_diff``, ``sleep_steps`` and
-    ``latent_sleep_loss``/``full_sleep_loss``: one step on the wake loss ``terms["loss"]`` (plus
-    the latent sleep term), then ``sleep_steps`` steps on the full sleep term. Returns the
-    detached terms."""
+    """DDVI's update for a method with ``sleep``, ``beta_diff``, ``sleep_steps`` and
+    ``latent_sleep_loss``/``full_sleep_loss``: one optimizer step on the wake loss
+    ``terms["loss"]`` plus ``beta_diff`` times the sleep term (for ``"full"`` the mean over
+    ``sleep_steps`` fantasy batches). The full sleep term reaches only phi (its fantasy x is
+    detached), so this is algorithm 1's wake update of (theta, phi) and sleep update of phi in
+    one step; unlike two separate Adam steps, whose sizes Adam normalises, ``beta_diff`` is a
+    real weight. Returns the detached terms."""
     loss = terms["loss"]
     if method.sleep == "latent":
         terms["sleep"] = method.latent_sleep_loss(n, generator)
+    elif method.sleep == "full":
+        terms["sleep"] = sum(method.full_sleep_loss(n, generator)
+                             for _ in range(method.sleep_steps)) / method.sleep_steps
+    if "sleep" in terms:
         loss = loss + method.beta_diff * terms["sleep"]
     method._step(optimizer, loss)
-    if method.sleep == "full":
-        total = loss.new_zeros(())
-        for _ in range(method.sleep_steps):
-            sleep = method.full_sleep_loss(n, generator)
-            method._step(optimizer, method.beta_diff * sleep)
-            total = total + sleep.detach()
-        terms["sleep"] = total / method.sleep_steps
     terms["loss"] = loss
     return {k: v.detach() for k, v in terms.items()}
