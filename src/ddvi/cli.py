@@ -33,7 +33,7 @@ def fit(
     lr: float | None = typer.Option(None, help="Adam learning rate (default: the paper's)"),
     sleep: str = typer.Option("none", help="DDVI sleep term: none | latent | full (see README)"),
     timesteps: int = typer.Option(20, min=1, help="DDVI diffusion steps T"),
-    schedule: str = typer.Option("linear", help="noise schedule: linear | cosine"),
+    schedule: str = typer.Option("linear", help="noise schedule: linear | geometric | cosine"),
     beta_start: float | None = typer.Option(None, help="first noise level beta_1, in (0, beta_end] "
                                                         "(default 1e-3)"),
     beta_end: float | None = typer.Option(None, help="last noise level beta_T, in (0, 0.5] "

@@ -78,7 +78,7 @@ class DDVI(TransformerMixin, BaseEstimator):
     5-layer 128-unit denoiser with T = 20 steps, Adam with lr 1e-4 (AAEB 2e-4), batch 128.
     ``method`` is one of aevb, aevb-iaf, aaeb, h-aevb, pis, ddvi. ``beta_reg=None``
     uses the paper's KL weight (DDVI 0.003, AEVB 0.01 with warm-up and prior weight 5) converted
-    to nats per example. DDVI's chain: ``timesteps`` T and a ``schedule`` (linear | cosine) from
+    to nats per example. DDVI's chain: ``timesteps`` T and a ``schedule`` (linear | geometric | cosine) from
     ``beta_start`` to ``beta_end`` (None: the defaults of :func:`ddvi.diffusion.make_betas`, every
     beta_t <= 0.5); it starts as AEVB's Gaussian posterior, so ``warmup_steps`` (pre-training the
     denoiser on prior samples) is off by default. ``binarize`` thresholds [0, 1] data at 0.5 for

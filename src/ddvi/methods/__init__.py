@@ -52,7 +52,7 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
     :class:`ddvi.convnets.ConvEncoder`, the decoder a :class:`ddvi.convnets.ConvDecoder`.
     ``hidden``: the encoders' (and the MLP decoder's) hidden widths; by default (1000, 1000) for
     ``"mlp"`` and, as in the paper, (1000,) after the conv trunk for ``"conv"``.
-    DDVI's chain: ``timesteps`` T, ``schedule`` (linear | cosine) with end points ``beta_start``,
+    DDVI's chain: ``timesteps`` T, ``schedule`` (linear | geometric | cosine) with end points ``beta_start``,
     ``beta_end`` (defaults in :func:`ddvi.diffusion.make_betas`; every beta_t <= 0.5), a denoiser of
     ``denoiser_layers`` x ``denoiser_hidden`` units and, with ``learn_variance``, learned step
     variances.

@@ -17,6 +17,8 @@ Sleep, by ``sleep``:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -76,7 +78,7 @@ class DDVI(Method):
                               generator)
 
 
-def pretrain_shape(method: Method, sample_z, steps: int, lr: float,
+def pretrain_shape(method: Method, sample_z: Callable[[], Tensor], steps: int, lr: float,
                    generator: torch.Generator | None) -> list[float]:
     """Fit ``method.posterior.denoiser`` to batches from ``sample_z()`` by the chain's shape loss."""
     opt = torch.optim.Adam(method.posterior.denoiser.parameters(), lr=lr)
