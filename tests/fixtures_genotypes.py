@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,29 @@ def random_genotypes(n: int, m: int, seed: int = 0, missing: float = 0.05):
     ref = list(bases[rng.integers(0, 4, m)])
     alt = [bases[(list(bases).index(r) + 1 + rng.integers(0, 3)) % 4] for r in ref]
     return x, [f"id{i}" for i in range(n)], [f"rs{j}" for j in range(m)], ref, [str(a) for a in alt]
+
+
+def bgzf_compress(data: bytes, block: int = 0xFF00) -> bytes:
+    """BGZF (blocked gzip with the BC extra field and the end-of-file block), as bgzip writes it:
+    lets tests compress VCF text that htslib's writer would refuse or repair."""
+    out = []
+    for a in range(0, len(data), block):
+        chunk = data[a:a + block]
+        c = zlib.compressobj(6, zlib.DEFLATED, -15)
+        cdata = c.compress(chunk) + c.flush()
+        out.append(b"\x1f\x8b\x08\x04\x00\x00\x00\x00\x00\xff" + struct.pack("<H", 6) + b"BC"
+                   + struct.pack("<HH", 2, 18 + len(cdata) + 8 - 1) + cdata
+                   + struct.pack("<II", zlib.crc32(chunk), len(chunk)))
+    out.append(bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000"))
+    return b"".join(out)
+
+
+def write_text(path: Path, text: str, fmt: str = "vcf") -> Path:
+    """Write VCF text as is: fmt 'vcf' (plain), 'gzip' (plain gzip) or 'bgzf' (pure-Python BGZF)."""
+    data = text.encode()
+    packed = {"vcf": lambda b: b, "gzip": gzip.compress, "bgzf": bgzf_compress}[fmt](data)
+    Path(path).write_bytes(packed)
+    return Path(path)
 
 
 def write_vcf(path: Path, samples: list[str], records: list[tuple], fmt: str = "vcf") -> Path:

@@ -143,3 +143,19 @@ def test_multiallelic_site_is_reported(files, tmp_path, monkeypatch):
     assert seen["data"].features.shape == (cohort.n_samples, 5)
     assert seen["kw"] == {"method": "ddvi", "n_clusters": 7, "epochs": 3, "seed": 4, "baselines": [],
                           "verbose": True}
+
+
+def test_vcf_line_with_extra_genotype_columns_exits_2(files, tmp_path, monkeypatch, capsys):
+    """htslib drops genotype columns beyond the header's samples; the fit must stop, writing nothing."""
+    _, vcf, labels = files
+    lines = vcf.read_text().splitlines()
+    i = [k for k, line in enumerate(lines) if not line.startswith("#")][7]
+    lines[i] += "\t0|1"
+    bad = tmp_path / "extra.vcf"
+    bad.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "r"
+    code, cap = run_main(monkeypatch, capsys, ["genotype", "fit", "--vcf", str(bad), "--labels", str(labels),
+                                               "--out", str(out), "--epochs", "1", "--baselines", "", "-q"])
+    assert code == 2, cap
+    assert "extra.vcf" in cap.err and f"line {i + 1}" in cap.err and "data record 8" in cap.err
+    assert not (out / "latent.tsv").exists() and not (out / "metrics.json").exists()

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from fixtures_genotypes import dosage_records, random_genotypes, write_plink, write_vcf
+from fixtures_genotypes import dosage_records, random_genotypes, vcf_text, write_plink, write_text, write_vcf
 
 from ddvi.data.genotypes import (
     FLAG_MULTIALLELIC,
@@ -252,7 +252,8 @@ def test_truncated_or_corrupted_mid_stream_raise(tmp_path):
     path = write_vcf(tmp_path / "big.gz", samples, recs, fmt="gzip")
     data = path.read_bytes()
     (tmp_path / "half.vcf.gz").write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=r"half.vcf.gz is malformed or truncated at data record \d+"):
+    with pytest.raises(ValueError, match=r"half.vcf.gz: file is truncated \(unexpected end of gzip stream "
+                                         r"after line \d+\), so data record \d+ .* cannot be read"):
         list(VCFSource(tmp_path / "half.vcf.gz").chunks())
     path = write_vcf(tmp_path / "big.bcf", samples, recs[:3000], fmt="bcf")
     data = bytearray(path.read_bytes())
@@ -260,6 +261,60 @@ def test_truncated_or_corrupted_mid_stream_raise(tmp_path):
     (tmp_path / "bad.bcf").write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"bad.bcf is malformed or truncated at data record \d+"):
         list(VCFSource(tmp_path / "bad.bcf").chunks())
+
+
+def test_truncated_plain_gzip_is_reported_as_truncated(tmp_path):
+    """A plain-gzip (not BGZF) VCF cut short: htslib fails on its first block and blamed the header."""
+    samples, recs = _big_records()
+    data = write_vcf(tmp_path / "t.gz", samples, recs, fmt="gzip").read_bytes()
+    n_lines = 4 + len(recs)
+    for name, keep in (("half", len(data) // 2), ("tail", len(data) - 200), ("trailer", len(data) - 8)):
+        cut = tmp_path / f"{name}.vcf.gz"
+        cut.write_bytes(data[:keep])
+        with pytest.raises(ValueError, match=rf"{name}.vcf.gz: file is truncated \(unexpected end of gzip "
+                                             r"stream after line \d+\)") as err:
+            VCFSource(cut)
+        assert "header" not in str(err.value)
+        last = int(str(err.value).split("after line ")[1].split(")")[0])
+        assert 4 <= last < n_lines or (name == "trailer" and last == n_lines)  # the lines that are intact
+    full = tmp_path / "full.vcf.gz"
+    full.write_bytes(data)
+    assert sum(len(c.snp_ids) for c in VCFSource(full).chunks()) == len(recs)
+
+
+@pytest.mark.parametrize("fmt", ["vcf", "gzip", "bgzf"])
+@pytest.mark.parametrize("bad", [0, 17, 39])
+def test_extra_genotype_columns_raise(tmp_path, fmt, bad):
+    """htslib drops genotype columns beyond the header's samples; the reader must not."""
+    samples, recs = _big_records(40)
+    lines = vcf_text(samples, recs).splitlines(True)
+    lineno = 4 + bad + 1  # 3 ## lines and #CHROM, then data record bad + 1
+    assert lines[lineno - 1].startswith("1\t")
+    lines[lineno - 1] = lines[lineno - 1].rstrip("\n") + "\t0/1\t1/1\n"
+    path = write_text(tmp_path / f"extra.{fmt}", "".join(lines), fmt)
+    pos = recs[bad][0]
+    msg = (rf"extra.{fmt} is malformed at data record {bad + 1} \(line {lineno}, 1:{pos}\): "
+           r"6 genotype columns but the #CHROM header line names 4 samples")
+    for chunk_size, subset in ((7, None), (4096, None), (1, samples[2:0:-1])):
+        seen = 0
+        with pytest.raises(ValueError, match=msg):
+            for chunk in VCFSource(path, samples=subset).chunks(chunk_size):
+                seen += len(chunk.snp_ids)
+        assert seen <= bad  # no chunk holding the bad record (or any after it) was handed out
+    # the same file without the extra columns reads fine
+    lines[lineno - 1] = lines[lineno - 1].replace("\t0/1\t1/1\n", "\n")
+    ok = write_text(tmp_path / f"ok.{fmt}", "".join(lines), fmt)
+    assert sum(len(c.snp_ids) for c in VCFSource(ok).chunks(7)) == 40
+
+
+def test_extra_column_reported_before_a_later_htslib_error(tmp_path):
+    samples, recs = _big_records(10)
+    lines = vcf_text(samples, recs).splitlines(True)
+    lines[6] = lines[6].rstrip("\n") + "\t0/0\n"  # data record 3
+    lines[8] = "garbage\n"  # data record 5
+    path = write_text(tmp_path / "two.vcf", "".join(lines))
+    with pytest.raises(ValueError, match=r"two.vcf is malformed at data record 3 \(line 7, .*5 genotype"):
+        list(VCFSource(path).chunks())
 
 
 def test_malformed_text_lines_raise(tmp_path):
