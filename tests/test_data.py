@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ddvi.data import images
+from ddvi.data import images, load_dataset
 from ddvi.data.images import (
     RestrictedUnpickler,
     as_float,
@@ -159,6 +160,27 @@ def test_load_mnist_root_missing_files_named(tmp_path: Path) -> None:
     msg = str(err.value)
     assert "train-images-idx3-ubyte" in msg and "t10k-labels-idx1-ubyte" in msg
     assert "train-labels-idx1-ubyte" not in msg and "t10k-images-idx3-ubyte" not in msg
+
+
+@pytest.mark.parametrize("make", [True, False])
+def test_load_mnist_named_root_is_never_replaced(
+    tmp_path: Path, make: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty or missing root is an error even with download=True and a cached MNIST."""
+    monkeypatch.setattr(images, "_load_cache", lambda *a, **k: "the cached MNIST")
+    root = tmp_path / "empty"
+    if make:
+        root.mkdir()
+    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte" if make else "does not exist"):
+        load_mnist(root)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist", "cifar10"])
+def test_load_dataset_named_root_is_never_replaced(tmp_path: Path, name: str) -> None:
+    (tmp_path / "empty").mkdir()
+    for root in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(FileNotFoundError, match=re.escape(str(root))):
+            load_dataset(name, root)
 
 
 def test_load_mnist_root_checks_size(tmp_path: Path) -> None:

