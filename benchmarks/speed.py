@@ -2,7 +2,11 @@
 this machine's measured matmul throughput that a step reaches.
 
 Settings (appendix G/H): batch 128, MLP encoder/decoder 2x1000, denoiser 5x128, T = 20, 2-D
-pinwheel prior. Usage:  python benchmarks/speed.py [--steps 40] [--json out.json]
+pinwheel prior. Usage:  python benchmarks/speed.py [--steps 40] [--json out.json] [--under-load]
+
+``--under-load`` also measures AEVB and DDVI with one busy-looping neighbour process on the
+machine, with torch's default thread count (one per core) and with ``ddvi``'s default
+(``threads="auto"``: the cores the neighbour leaves free), against the idle machine.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ddvi.methods import StepContext, build_method
+from ddvi.threads import available_cores, configure_threads
 
 CONFIGS = [
     ("aevb", {}),
@@ -61,10 +68,46 @@ def bench(method: str, options: dict, steps: int, batch: int = 128) -> dict:
             "gflop_per_step": flops / 1e9, "achieved_gflops": flops / seconds / 1e9}
 
 
+def under_load(steps: int) -> list[dict]:
+    """Steps/s of AEVB and DDVI (sleep="none"), idle and beside one busy-looping process, with
+    torch's default threads (all cores) and with threads="auto" (chosen after the neighbour
+    starts, as a fit launched on a busy machine would)."""
+    rows = []
+    for load in (False, True):
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load else None
+        try:
+            time.sleep(1.0)
+            for threads in ("default", "auto"):
+                if threads == "default":
+                    torch.set_num_threads(available_cores())
+                else:
+                    configure_threads("auto")
+                n = torch.get_num_threads()
+                for method, options in (("aevb", {}), ("ddvi", {"sleep": "none"})):
+                    r = bench(method, options, steps)
+                    rows.append({"method": r["method"], "neighbour": load, "threads": threads,
+                                 "torch_threads": n, "steps_per_second": r["steps_per_second"]})
+        finally:
+            if spinner is not None:
+                spinner.kill()
+                spinner.wait()
+    torch.set_num_threads(available_cores())
+    idle = {(r["method"], r["threads"]): r["steps_per_second"] for r in rows if not r["neighbour"]}
+    best_idle = {m: max(v for (mm, _), v in idle.items() if mm == m) for m, _ in idle}
+    print(f"\n{'method':<22}{'neighbour':>10}{'threads':>9}{'n':>3}{'steps/s':>9}{'of idle':>9}")
+    for r in rows:
+        r["fraction_of_idle"] = r["steps_per_second"] / best_idle[r["method"]]
+        print(f"{r['method']:<22}{'busy' if r['neighbour'] else 'none':>10}{r['threads']:>9}"
+              f"{r['torch_threads']:>3}{r['steps_per_second']:>9.1f}{r['fraction_of_idle']:>9.0%}")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--under-load", action="store_true",
+                        help="also measure beside one busy neighbour process (see above)")
     args = parser.parse_args()
     peak = matmul_peak()
     rows = [bench(m, o, args.steps) for m, o in CONFIGS]
@@ -75,9 +118,11 @@ def main() -> None:
         r["fraction_of_peak"] = r["achieved_gflops"] / peak
         print(f"{r['method']:<22}{r['steps_per_second']:>9.1f}{r['ms_per_step']:>9.1f}"
               f"{r['gflop_per_step']:>12.2f}{r['achieved_gflops']:>9.1f}{r['fraction_of_peak']:>9.0%}")
+    load_rows = under_load(args.steps) if args.under_load else None
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"matmul_peak_gflops": peak, "rows": rows}, f, indent=1)
+            json.dump({"matmul_peak_gflops": peak, "rows": rows, "under_load": load_rows}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":
