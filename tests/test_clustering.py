@@ -223,6 +223,13 @@ def test_cluster_variable_options_and_errors():
     assert len(d.pretrain_denoiser(2, 8, 1e-3)) == 1
 
 
+def test_cluster_variable_with_default_hidden_builds():
+    """Regression: hidden=None (the estimator's default) used to raise TypeError in tuple(None)."""
+    m = build_cluster_variable("aevb", 6, n_clusters=3, hidden=None)
+    widths = [layer.out_features for layer in m.cluster_head if isinstance(layer, torch.nn.Linear)]
+    assert widths == [1000, 1000, 3]
+
+
 def test_cluster_variable_recovers_separated_clusters():
     x, y = blobs()
     m = best_of_restarts(lambda: build_cluster_variable(

@@ -328,7 +328,7 @@ def build_cluster_variable(method: str, n_features: int, n_clusters: int = 20, *
     base = build_method(method, n_features, prior="gaussian",
                         prior_options={"dim": dim, "std": float(scale)}, **build_kwargs)
     if head_hidden is None:
-        head_hidden = tuple(build_kwargs.get("hidden", (1000, 1000)))
+        head_hidden = tuple(build_kwargs.get("hidden") or (1000, 1000))
     return ClusterVariable(base, n_clusters, n_features, head_hidden=head_hidden, mode=mode,
                            spread=spread, seed=seed, init=init, weights=weights,
                            dirichlet_eps=dirichlet_eps, n_data=n_data, beta_cluster=beta_cluster)
