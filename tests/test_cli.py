@@ -57,3 +57,21 @@ def test_fit_semi_supervised_and_clustering(tmp_path, extra, key):
     assert result.exit_code == 0, result.output
     m = json.loads((run / "metrics.json").read_text())
     assert key in m
+
+
+def test_semi_supervised_with_no_labels_is_refused(tmp_path):
+    result = runner.invoke(app, ["fit", "--n-labels", "0", "--epochs", "1", "--n-train", "64",
+                                 "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 2 and "keeps no labels" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["evaluate", "plot"])
+def test_a_folder_that_is_not_a_run_is_named_as_such(tmp_path, monkeypatch, capsys, command):
+    (tmp_path / "notes.txt").write_text("not a run")
+    monkeypatch.setattr("sys.argv", ["ddvi", command, str(tmp_path)])
+    with pytest.raises(SystemExit) as err:
+        main()
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and "is not a run folder (no model/" in message
+    assert "safetensors does not exist" not in message

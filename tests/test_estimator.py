@@ -2,7 +2,9 @@
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
+from sklearn.exceptions import NotFittedError
 
 from ddvi import DDVI
 from ddvi.checkpoint import CheckpointError
@@ -98,7 +100,7 @@ def test_bad_names_and_unfitted():
         small(method="vae").fit(data())
     with pytest.raises(ValueError):
         small(prior="banana").fit(data())
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         small().transform(data())
     m = small().fit(data())
     with pytest.raises(ValueError, match="features"):
@@ -155,7 +157,7 @@ def test_semi_supervised_bad_labels():
         small(prior="square").fit(data(), np.full(96, 12))
     with pytest.raises(ValueError, match="shape"):
         small(prior="square").fit(data(), np.zeros(5, dtype=int))
-    with pytest.raises(ValueError, match="predict needs"):
+    with pytest.raises(AttributeError, match="predict needs"):
         small(method="aevb").fit(data()).predict(data())
 
 
@@ -179,7 +181,66 @@ def test_clustering_fit_predict_save_load(cluster_model, tmp_path):
 
 
 def test_clustering_needs_n_clusters():
-    with pytest.raises(ValueError, match="n_clusters"):
+    with pytest.raises(AttributeError, match="n_clusters"):
         small().fit_predict(data())
     with pytest.raises(ValueError, match="cluster_model"):
         small(n_clusters=2, cluster_model="kmeans").fit(data())
+
+
+@pytest.mark.parametrize("call", ["transform", "predict", "predict_proba", "score", "sample", "save"])
+def test_unfitted_model_raises_sklearn_not_fitted_error(call, tmp_path):
+    model = small(method="aevb")
+    args = {"sample": (3,), "save": (tmp_path / "m",)}.get(call, (data(),))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        getattr(model, call)(*args)
+
+
+def test_semi_supervised_without_any_label_is_refused():
+    with pytest.raises(ValueError, match="no labelled rows"):
+        small(method="aevb", prior="square").fit(data(), np.full(96, -1))
+
+
+@pytest.mark.parametrize("y", [np.array(["cat", "dog"] * 48),
+                               np.array(["cat", "dog"] * 48, dtype=object)])
+def test_string_labels_are_refused_clearly(y):
+    with pytest.raises(ValueError, match="integer class labels.*map the classes"):
+        small(method="aevb", prior="square").fit(data(), y)
+
+
+def test_object_integer_labels_are_accepted():
+    y = np.where(np.arange(96) < 20, np.arange(96) % 10, -1).astype(object)
+    m = small(method="aevb", prior="square", epochs=1).fit(data(), y)
+    assert m.options_.task == "semi-supervised"
+
+
+def test_sparse_input_is_densified_and_float64_preserved():
+    X = data()
+    dense = small(method="aevb", epochs=1).fit(X)
+    sparse = small(method="aevb", epochs=1).fit(scipy.sparse.csr_matrix(X))
+    assert np.array_equal(dense.transform(X), sparse.transform(scipy.sparse.csr_matrix(X)))
+    assert dense.transform(X).dtype == np.float32
+    assert dense.transform(X.astype(np.float64)).dtype == np.float64
+
+
+@pytest.mark.parametrize("bad,error,match", [
+    (np.ones((4, 3)) + 1j, ValueError, "Complex data not supported"),
+    (np.ones(4), ValueError, "Reshape your data"),
+    (np.ones((4, 0)), ValueError, r"0 feature\(s\) \(shape=\(4, 0\)\)"),
+    (np.array([[{"a": 1}, 0.5]], dtype=object), TypeError, "must be numeric"),
+])
+def test_input_errors_use_sklearn_wording(bad, error, match):
+    with pytest.raises(error, match=match):
+        small(method="aevb").fit(bad)
+
+
+def test_feature_count_is_checked_by_every_method():
+    m = small(method="aevb", prior="square", epochs=1).fit(data(), np.arange(96) % 10)
+    for call in ("transform", "predict", "predict_proba", "score"):
+        with pytest.raises(ValueError, match="X has 7 features, but DDVI is expecting 12"):
+            getattr(m, call)(data(d=7))
+
+
+def test_predict_and_fit_predict_exist_only_where_they_mean_something():
+    m = small(method="aevb").fit(data())
+    assert not hasattr(m, "predict") and not hasattr(m, "predict_proba")
+    assert not hasattr(small(), "fit_predict") and hasattr(small(n_clusters=2), "fit_predict")

@@ -77,6 +77,10 @@ def fit(
     from ddvi.report import evaluate as run_eval
     from ddvi.report import write_figures, write_json
 
+    if n_labels is not None and n_labels < 1:
+        raise typer.BadParameter(f"--n-labels {n_labels} keeps no labels, and a semi-supervised fit "
+                                 "needs at least one; leave --n-labels out for an unsupervised fit",
+                                 param_hint="--n-labels")
     (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
     x_fit, y_fit = subset(x_train, y_train, n_train, seed)
     run = _run_dir(out, method, prior, dataset)
@@ -262,10 +266,20 @@ def bench(
 
 
 def _load(run: Path):
-    from ddvi.estimator import DDVI
+    """The model of a run folder: RUN/model, else the weights or last checkpoint in RUN itself."""
+    from ddvi.estimator import DDVI, MODEL_FILE
+    from ddvi.train import CHECKPOINT
 
-    target = run / "model" if (run / "model").is_dir() else run
-    return DDVI.load(target)
+    if not run.is_dir():
+        raise FileNotFoundError(f"run folder {run} does not exist" if not run.exists() else
+                                f"{run} is not a run folder (a run folder is a directory written "
+                                "by `ddvi fit`)")
+    if (run / "model").is_dir():
+        return DDVI.load(run / "model")
+    if not ((run / MODEL_FILE).is_file() or (run / CHECKPOINT).is_file()):
+        raise FileNotFoundError(f"{run} is not a run folder (no model/ folder with {MODEL_FILE}, "
+                                f"no {CHECKPOINT}); write one with `ddvi fit --out {run}`")
+    return DDVI.load(run)
 
 
 def main() -> None:

@@ -10,14 +10,20 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
+import types
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import NotFittedError
 
 from ddvi.checkpoint import load_checkpoint, save_checkpoint
 from ddvi.methods import DDVI as DDVIMethod
@@ -35,26 +41,76 @@ _BUILD_KEYS = ("prior", "likelihood", "latent_dim", "hidden", "beta_reg", "prior
 
 
 def check_array(X: Any, name: str = "X") -> np.ndarray:
-    """Validate data and return float32 (n, d): images are flattened, uint8 is scaled to [0, 1]."""
+    """Validate data and return float32 (n, d): images are flattened, uint8 is scaled to [0, 1].
+
+    Sparse matrices are densified and object arrays of numbers converted; complex, string and
+    empty data are refused with scikit-learn's wording.
+    """
     if isinstance(X, torch.Tensor):
         X = X.detach().cpu().numpy()
+    if scipy.sparse.issparse(X):
+        X = X.toarray()
     X = np.asarray(X)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+    if np.iscomplexobj(X):
+        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}")
+    if X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except TypeError as err:
+            raise TypeError(f"{name} must be numeric: {err}") from err
+        except ValueError as err:
+            raise ValueError(f"{name} must be numeric: {err}") from err
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {X.dtype}")
     if X.ndim < 2:
         raise ValueError(f"{name} must have shape (n_samples, n_features) or (n, H, W[, C]); "
-                         f"got shape {X.shape}")
+                         f"got shape {X.shape}. Reshape your data: X.reshape(-1, 1) if it has a "
+                         "single feature, X.reshape(1, -1) if it is a single sample")
     if X.shape[0] == 0:
-        raise ValueError(f"{name} is empty (0 samples)")
+        raise ValueError(f"{name} is empty: 0 sample(s) (shape={X.shape}) while a minimum of 1 "
+                         "is required.")
     scale = 255.0 if X.dtype == np.uint8 else 1.0
     X = X.reshape(X.shape[0], -1).astype(np.float32) / scale
     if X.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features")
+        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+                         "required.")
     bad = ~np.isfinite(X)
     if bad.any():
         rows = np.flatnonzero(bad.any(1))
         raise ValueError(f"{name} contains NaN or inf in {len(rows)} rows (first: {rows[:5].tolist()})")
     return X
+
+
+def _output_dtype(X: Any) -> type:
+    """float64 for float64 input (numpy or torch), else float32: transform preserves the dtype."""
+    return np.float64 if str(getattr(X, "dtype", "")) in ("float64", "torch.float64") else np.float32
+
+
+class _OnlyIf:
+    """A method that exists only where ``why(model)`` is None (``hasattr`` is False elsewhere, as
+    with scikit-learn's ``available_if``); using it elsewhere raises AttributeError saying why."""
+
+    def __init__(self, fn: Callable[..., Any], why: Callable[[Any], str | None]):
+        self.fn, self.why = fn, why
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self.fn
+        reason = self.why(obj)
+        if reason is not None:
+            raise AttributeError(reason)
+        return types.MethodType(self.fn, obj)
+
+
+def _only_if(why: Callable[[Any], str | None]) -> Callable[[Callable[..., Any]], _OnlyIf]:
+    return lambda fn: _OnlyIf(fn, why)
+
+
+def _task(model: Any) -> str | None:
+    """The task of a fitted model (None before fit)."""
+    opts = getattr(model, "options_", None)
+    return None if opts is None else opts.task
 
 
 @dataclass
@@ -123,8 +179,8 @@ class DDVI(TransformerMixin, BaseEstimator):
     def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:
         X = check_array(X)
         if hasattr(self, "options_") and X.shape[1] != self.options_.n_features:
-            raise ValueError(f"X has {X.shape[1]} features, the model was fitted with "
-                             f"{self.options_.n_features}")
+            raise ValueError(f"X has {X.shape[1]} features, but DDVI is expecting "
+                             f"{self.options_.n_features} features as input")
         if self.likelihood == "bernoulli":
             if X.min() < 0 or X.max() > 1:
                 raise ValueError("the bernoulli likelihood needs data in [0, 1] "
@@ -161,24 +217,45 @@ class DDVI(TransformerMixin, BaseEstimator):
         return build_method(self.method, n_features, **build)
 
     def _labels(self, y: Any, n: int) -> torch.Tensor:
+        """Integer class labels (-1 = unlabeled) with at least one labelled row."""
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
         y = np.asarray(y)
         if y.shape != (n,):
             raise ValueError(f"y must have shape ({n},), got {y.shape}")
-        if not np.issubdtype(y.dtype, np.integer):
-            if not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
-                raise ValueError("y must hold integer class labels (-1 = unlabeled)")
+        if y.dtype == object:
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                pass
+        if y.dtype.kind not in "biuf":
+            example = y.flat[0] if y.size else None
+            raise ValueError(f"Unknown label type: y must hold integer class labels (-1 = "
+                             f"unlabeled), got dtype {y.dtype} (e.g. {example!r}); map the "
+                             "classes to 0..K-1 first")
+        if y.dtype.kind == "f" and (not np.all(np.isfinite(y)) or np.any(y != np.round(y))):
+            raise ValueError("y must hold integer class labels (-1 = unlabeled)")
         y = y.astype(np.int64)
         if (y < -1).any():
             raise ValueError("labels must be >= 0, or -1 for unlabeled rows")
+        if not (y >= 0).any():
+            raise ValueError("y has no labelled rows (every entry is -1): a semi-supervised fit "
+                             "needs at least one label; call fit(X) without y for an "
+                             "unsupervised model")
         return torch.from_numpy(y)
 
     # ---- fitting --------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None, resume: bool = False) -> DDVI:
         """Fit on X (n, d) or images (n, H, W[, C]). With ``y`` (class labels, -1 = unlabeled)
-        the task is semi-supervised; ``resume`` continues from ``run_dir``'s checkpoint."""
-        for attr in ("options_", "method_"):
+        the task is semi-supervised (with ``n_clusters`` set, ``y`` is ignored with a warning, as
+        scikit-learn clusterers ignore it); ``resume`` continues from ``run_dir``'s checkpoint."""
+        for attr in ("options_", "method_", "labels_"):
             self.__dict__.pop(attr, None)
         data = self._prepare(X, self.binarize)
+        if y is not None and self.n_clusters is not None:
+            warnings.warn("y is ignored: n_clusters is set, so the task is clustering "
+                          "(semi-supervised fits need n_clusters=None)", UserWarning, stacklevel=2)
+            y = None
         labels = None if y is None else self._labels(y, data.shape[0])
         if labels is not None:
             task = "semi-supervised"
@@ -212,48 +289,70 @@ class DDVI(TransformerMixin, BaseEstimator):
                                            trainer.generator)
         self.history_ = trainer.fit(data, resume=resume, y=labels)
         self.n_features_in_ = data.shape[1]
+        if task == "clustering":
+            from ddvi.tasks import predict_clusters
+
+            self.labels_ = predict_clusters(self.method_, data)
         return self
 
+    @_only_if(lambda self: None if _task(self) in (None, "semi-supervised") else
+              "predict_proba needs a semi-supervised model: fit(X, y) with labels "
+              f"(this model's task is {_task(self)})")
     @torch.no_grad()
     def predict_proba(self, X: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities q(l|x) of a semi-supervised model."""
+        """Class probabilities q(l|x) of a semi-supervised model (absent on other fitted models)."""
         self._check_fitted()
-        if not hasattr(self.method_, "predict_proba"):
-            raise ValueError("predict_proba needs a semi-supervised model: fit(X, y) with labels")
         data = self._prepare(X, self.options_.binarize)
         self.method_.eval()
         return torch.cat([self.method_.predict_proba(b) for b in data.split(batch_size)]).numpy()
 
+    @_only_if(lambda self: None if _task(self) in (None, "semi-supervised", "clustering") else
+              "predict needs a semi-supervised model (fit(X, y)) or a clustering model "
+              f"(n_clusters=K); this model's task is {_task(self)}")
     def predict(self, X: Any) -> np.ndarray:
-        """Classes (semi-supervised models) or cluster ids (clustering models) of the rows of X."""
+        """Classes (semi-supervised models) or cluster ids (clustering models) of the rows of X
+        (absent on unsupervised models)."""
         self._check_fitted()
+        data = self._prepare(X, self.options_.binarize)
         if self.options_.task == "clustering":
             from ddvi.tasks import predict_clusters
 
-            return predict_clusters(self.method_, self._prepare(X, self.options_.binarize))
-        if self.options_.task != "semi-supervised":
-            raise ValueError("predict needs a semi-supervised model (fit(X, y)) or a clustering "
-                             "model (n_clusters=K)")
+            return predict_clusters(self.method_, data)
         return self.predict_proba(X).argmax(1)
 
+    @_only_if(lambda self: None if self.n_clusters is not None else
+              "fit_predict clusters the data: set n_clusters")
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
-        """Fit a clustering model (``n_clusters`` must be set) and return the cluster of each row."""
-        if self.n_clusters is None:
-            raise ValueError("fit_predict clusters the data: set n_clusters")
-        return self.fit(X).predict(X)
+        """Fit a clustering model and return the cluster of each row (only with ``n_clusters``;
+        ``y`` is ignored, as by scikit-learn's clusterers)."""
+        return self.fit(X).labels_
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "method_"):
-            raise RuntimeError("this DDVI model is not fitted yet: call fit(X) or DDVI.load(path)")
+            raise NotFittedError("this DDVI model is not fitted yet: call fit(X) or "
+                                 "DDVI.load(path) first")
+
+    def __sklearn_tags__(self):  # sklearn.utils.Tags: scikit-learn >= 1.6
+        """scikit-learn tags: sparse input is densified, transform keeps float32/float64,
+        with ``n_clusters`` the estimator is a clusterer."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        if self.n_clusters is not None:
+            tags.estimator_type = "clusterer"
+        return tags
 
     # ---- using a fitted model ------------------------------------------------------------------
     @torch.no_grad()
     def transform(self, X: Any, batch_size: int = 1024) -> np.ndarray:
-        """Deterministic latents (posterior mean for AEVB; mean y_T plus the DDIM map for DDVI)."""
+        """Deterministic latents (posterior mean for AEVB; mean y_T plus the DDIM map for DDVI),
+        float64 for float64 input, else float32."""
         self._check_fitted()
         data = self._prepare(X, self.options_.binarize)
         self.method_.eval()
-        return torch.cat([self.method_.transform(b) for b in data.split(batch_size)]).numpy()
+        z = torch.cat([self.method_.transform(b) for b in data.split(batch_size)]).numpy()
+        return z.astype(_output_dtype(X), copy=False)
 
     def score(self, X: Any, y: Any = None, n_samples: int = 1, seed: int = 0) -> float:
         """Mean ELBO on X in nats per example (a lower bound on log p(x); seeded, deterministic)."""
