@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import types
+import typing
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,8 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 
-from ddvi.checkpoint import load_checkpoint, save_checkpoint
+from ddvi import saved_config
+from ddvi.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ddvi.methods import DDVI as DDVIMethod
 from ddvi.methods import PAPER_LR, Method, build_method
 from ddvi.metrics import elbo as elbo_metric
@@ -84,6 +86,50 @@ def check_array(X: Any, name: str = "X") -> np.ndarray:
 def _output_dtype(X: Any) -> type:
     """float64 for float64 input (numpy or torch), else float32: transform preserves the dtype."""
     return np.float64 if str(getattr(X, "dtype", "")) in ("float64", "torch.float64") else np.float32
+
+
+def _plain(value: Any) -> Any:
+    """A parameter as plain JSON: numpy scalars as Python numbers, sequences as lists, paths as
+    strings."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+@functools.cache
+def _param_types() -> dict[str, Any]:
+    """The type hints of DDVI's parameters (what a stored ``params`` field must hold)."""
+    hints = typing.get_type_hints(DDVI.__init__, globals())
+    hints.pop("return", None)
+    return hints
+
+
+def _check_posterior_format(options: _Options, file: Path, fix: str) -> None:
+    if options.method == "ddvi" and options.posterior_format < POSTERIOR_FORMAT:
+        raise CheckpointError(f"{file} holds a DDVI model of posterior format "
+                              f"{options.posterior_format} (ddvi before the standardised chain); "
+                              f"this ddvi reads format {POSTERIOR_FORMAT}: {fix}")
+
+
+def _check_config_copy(file: Path, config: dict[str, Any]) -> None:
+    """Refuse a ``config.json`` beside ``file`` that disagrees with the header's configuration."""
+    copy = file.parent / "config.json"
+    if not copy.is_file():
+        return
+    try:
+        text = json.loads(copy.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{copy} is not readable JSON ({err}); it is a copy of the "
+                              f"configuration in {file}'s header: delete it or restore it") from err
+    diff = saved_config.first_difference(config, text)
+    if diff is not None:
+        field, stored, edited = diff
+        raise CheckpointError(f"{copy} disagrees with the header of {file} at {field}: "
+                              f"{edited!r} vs {stored!r} in the header. The header is what a "
+                              "model is rebuilt from (config.json is a human-readable copy); "
+                              "to change a model, refit it")
 
 
 class _OnlyIf:
@@ -370,7 +416,7 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     # ---- persistence -----------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()}
+        params = {k: _plain(v) for k, v in self.get_params().items()}
         opts = asdict(self.options_) if hasattr(self, "options_") else None
         if opts:
             if opts["build"]["hidden"] is not None:
@@ -389,27 +435,36 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | Path) -> DDVI:
-        """Load a model saved by :meth:`save` or a training checkpoint; never unpickles code."""
+        """Load a model saved by :meth:`save` or a training checkpoint; never unpickles code.
+
+        The configuration is read from the weights file's header, which is authoritative and
+        covered by the file's checksum; it is validated (known fields and names, types, ranges)
+        and any problem is a :class:`~ddvi.checkpoint.CheckpointError` naming the file and the
+        field. ``config.json`` beside the weights is a human-readable copy: if it disagrees with
+        the header (e.g. it was edited), loading fails rather than ignoring the edit.
+        """
         path = Path(path)
         file = path / MODEL_FILE if path.is_dir() else path
         if path.is_dir() and not file.exists() and (path / "checkpoint.safetensors").exists():
             file = path / "checkpoint.safetensors"
         tensors, meta = load_checkpoint(file)
-        config = meta.get("config") or {}
-        if not config.get("options"):
-            raise ValueError(f"{file} holds no fitted-model configuration")
-        model = cls(**{k: tuple(v) if k == "hidden" and v is not None else v
-                       for k, v in config["params"].items()})
+        config = meta.get("config")
+        saved_config.validate(config, _param_types(), _BUILD_KEYS, str(file))
+        _check_config_copy(file, config)
+        model = cls(**{k: tuple(v) if isinstance(v, list) else v
+                       for k, v in config.get("params", {}).items()})
         opts = config["options"]
         model.options_ = _Options(**opts)
-        if model.options_.method == "ddvi" and model.options_.posterior_format < POSTERIOR_FORMAT:
-            raise ValueError(f"{file} holds a DDVI model of posterior format "
-                             f"{model.options_.posterior_format} (ddvi before the standardised "
-                             f"chain); this ddvi reads format {POSTERIOR_FORMAT}: refit the model")
-        model.method_ = model._build(opts["n_features"], model.options_.task,
-                                     model.options_.task_options)
-        state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        model.method_.load_state_dict(state)
+        _check_posterior_format(model.options_, file, "refit the model")
+        try:
+            model.method_ = model._build(opts["n_features"], model.options_.task,
+                                         model.options_.task_options)
+            state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+            model.method_.load_state_dict(state)
+        except (RuntimeError, ValueError, TypeError, KeyError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{file}: the weights do not fit the configuration in its "
+                                  f"header ({first})") from err
         model.method_.eval()
         model.history_ = meta.get("history", [])
         model.n_features_in_ = opts["n_features"]

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from ddvi.checkpoint import (
     flatten_optimizer,
     load_checkpoint,
+    remove_stale_temporaries,
     save_checkpoint,
     unflatten_optimizer,
 )
@@ -99,6 +100,8 @@ class Trainer:
             raise ValueError(f"training data must be a non-empty 2-D tensor, got {tuple(x.shape)}")
         if y is not None and y.shape != (x.shape[0],):
             raise ValueError(f"labels must have shape ({x.shape[0]},), got {tuple(y.shape)}")
+        if self.run_dir is not None:
+            remove_stale_temporaries(self.run_dir)  # left by a run killed while saving
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.restore(self.checkpoint_path)
         n = x.shape[0]

@@ -1,0 +1,132 @@
+"""Checks of the configuration stored with a model: validation on load and comparison on resume.
+
+The configuration is the JSON object ``{"params": ..., "options": ...}`` that
+:class:`ddvi.estimator.DDVI` writes into the weights file's header (and, as a human-readable copy,
+into ``config.json``). Every problem is a :class:`~ddvi.checkpoint.CheckpointError` that names the
+file and the field.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from typing import Any
+
+from ddvi.checkpoint import CheckpointError
+from ddvi.convnets import ARCHS
+from ddvi.diffusion import SCHEDULES
+from ddvi.likelihoods import LIKELIHOODS
+from ddvi.methods import METHODS
+from ddvi.methods.ddvi import SLEEP_MODES
+from ddvi.priors import PRIORS
+
+TASKS = ("unsupervised", "semi-supervised", "clustering")
+NAMES: dict[str, tuple[str, ...]] = {
+    "method": METHODS, "prior": PRIORS, "likelihood": LIKELIHOODS, "schedule": SCHEDULES,
+    "sleep": SLEEP_MODES, "fantasy": ("sample", "mean"), "arch": ARCHS,
+    "cluster_model": ("mixture", "variable"),
+}
+"""The allowed values of the named options."""
+_AT_LEAST = {"latent_dim": 1, "epochs": 1, "batch_size": 1, "timesteps": 1, "sleep_steps": 1,
+             "denoiser_hidden": 1, "context_dim": 1, "checkpoint_every": 1, "n_clusters": 1,
+             "warmup_steps": 0, "labeled_batch_size": 0, "n_features": 1, "n_data": 1,
+             "posterior_format": 1}
+_OPTION_TYPES: dict[str, Any] = {"method": str, "n_features": int, "build": dict, "binarize": bool,
+                                 "task": str, "task_options": dict, "posterior_format": int}
+_TASK_OPTION_TYPES: dict[str, dict[str, Any]] = {
+    "unsupervised": {},
+    "semi-supervised": {"alpha": float, "classifier_hidden": tuple[int, ...]},
+    "clustering": {"n_clusters": int, "cluster_model": str, "n_data": int},
+}
+
+
+def type_ok(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a type hint (lists stand for tuples; ints are floats too)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(type_ok(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, (list, tuple)) and all(type_ok(v, typing.get_args(hint)[0])
+                                                        for v in value)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _check_value(name: str, value: Any, hint: Any, where: str) -> None:
+    """Type, range and known-name checks of one field (``name`` is its last component)."""
+    key = name.rsplit(".", 1)[-1]
+    if not type_ok(value, hint):
+        raise CheckpointError(f"{where}: config field {name} = {value!r} is not of type "
+                              f"{getattr(hint, '__name__', hint)}")
+    if key in NAMES and value is not None and value not in NAMES[key]:
+        raise CheckpointError(f"{where}: config field {name} = {value!r} is not one of "
+                              f"{NAMES[key]}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CheckpointError(f"{where}: config field {name} = {value!r} is not finite")
+    if key in _AT_LEAST and value is not None and value < _AT_LEAST[key]:
+        raise CheckpointError(f"{where}: config field {name} = {value!r} must be >= "
+                              f"{_AT_LEAST[key]}")
+    if key in ("hidden", "classifier_hidden") and value is not None and \
+            any(v < 1 for v in value):
+        raise CheckpointError(f"{where}: config field {name} = {value!r} needs sizes >= 1")
+    if key == "dropout" and not 0 <= value < 1:
+        raise CheckpointError(f"{where}: config field {name} = {value!r} must be in [0, 1)")
+    if key == "lr" and value is not None and value <= 0:
+        raise CheckpointError(f"{where}: config field {name} = {value!r} must be > 0")
+
+
+def _check_fields(obj: Any, types_: dict[str, Any], prefix: str, where: str,
+                  required: bool) -> None:
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{where}: config field {prefix} is not an object")
+    unknown = sorted(set(obj) - set(types_))
+    if unknown:
+        raise CheckpointError(f"{where}: config field {prefix}.{unknown[0]} is not a known field")
+    missing = sorted(set(types_) - set(obj)) if required else []
+    if missing:
+        raise CheckpointError(f"{where}: config field {prefix}.{missing[0]} is missing")
+    for key, value in obj.items():
+        _check_value(f"{prefix}.{key}", value, types_[key], where)
+
+
+def validate(config: Any, param_types: dict[str, Any], build_keys: tuple[str, ...],
+             where: str) -> None:
+    """Refuse a stored configuration with unknown or missing fields, wrong types, out-of-range
+    values or unknown names, with a :class:`CheckpointError` naming ``where`` and the field."""
+    if not isinstance(config, dict) or not config.get("options"):
+        raise CheckpointError(f"{where} holds no fitted-model configuration")
+    _check_fields(config.get("params"), param_types, "params", where, required=False)
+    options = config["options"]
+    optional = {"task", "task_options", "posterior_format"}  # absent from the oldest files
+    _check_fields({k: v for k, v in options.items() if k not in optional} if isinstance(
+        options, dict) else options, {k: t for k, t in _OPTION_TYPES.items() if k not in optional},
+        "options", where, required=True)
+    _check_fields({k: v for k, v in options.items() if k in optional}, _OPTION_TYPES, "options",
+                  where, required=False)
+    build_types = {k: param_types[k] | None if k == "sleep" else param_types[k] for k in build_keys}
+    _check_fields(options["build"], build_types, "options.build", where, required=False)
+    task = options.get("task", "unsupervised")
+    if task not in TASKS:
+        raise CheckpointError(f"{where}: config field options.task = {task!r} is not one of {TASKS}")
+    _check_fields(options.get("task_options", {}), _TASK_OPTION_TYPES[task], "options.task_options",
+                  where, required=True)
+
+
+def first_difference(stored: Any, new: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
+    """The first field (dotted path) where two JSON values differ, with both values; or None."""
+    if isinstance(stored, dict) and isinstance(new, dict):
+        for key in sorted(set(stored) | set(new), key=str):
+            diff = first_difference(stored.get(key), new.get(key), f"{prefix}.{key}" if prefix
+                                    else str(key))
+            if diff is not None:
+                return diff
+        return None
+    return None if stored == new else (prefix, stored, new)
