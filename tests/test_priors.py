@@ -159,6 +159,44 @@ def test_bad_inputs_raise(name):
 
 
 @pytest.mark.parametrize("name", PRIORS)
+def test_recipe_only_samples(name):
+    """``kernel_noise=False``: the recipe alone (what the official ``prior.sample`` returns and the
+    latent NLL protocol scores); with the same seed it is the full draw minus its kernel noise."""
+    p = get_prior(name)
+    z, k = p.sample(4000, _gen(5))
+    r, kr = p.sample(4000, _gen(5), kernel_noise=False)
+    assert r.dtype == torch.float32 and r.shape == (4000, 2) and torch.equal(k, kr)
+    assert torch.equal(r, p.sample(4000, _gen(5), kernel_noise=False)[0])
+    if name in ("gaussian", "mixture"):  # no kernel noise to leave out
+        assert torch.equal(z, r)
+        return
+    noise = (z - r).double()
+    assert float(noise.abs().max()) < 6 * BW.max()
+    # the kernel noise is h * N(0, I), h uniform over the bandwidths: E[noise^2] = mean(h^2)
+    assert float(noise.pow(2).mean()) == pytest.approx(float(np.mean(BW**2)), rel=0.15)
+    part = p.partition(3)
+    zp, kp = part.sample(500, _gen(1), kernel_noise=False)
+    assert torch.equal(kp, torch.zeros(500, dtype=torch.int64))
+    assert torch.equal(zp, part.sample(500, _gen(1), kernel_noise=False)[0])
+    with pytest.raises(ValueError, match="kernel_noise"):
+        p.sample(3, kernel_noise=None)
+
+
+def test_pinwheel_recipe_only_is_the_official_recipe():
+    """Tangential spread of the recipe alone is the official 0.005 (the kernel noise adds ~0.03)."""
+    z, _ = PinwheelPrior().sample(50000, _gen(2), kernel_noise=False)
+    z = z.double().numpy()
+    r = np.hypot(z[:, 0], z[:, 1])
+    # z = R(-theta) (f1, f2): undo the rotation of each point's own arm to recover f2
+    k = np.round((-np.arctan2(z[:, 1], z[:, 0]) - 0.25 * np.exp(r)) * 10 / (2 * np.pi)) % 10
+    theta = 2 * np.pi * k / 10 + 0.25 * np.exp(r)
+    f2 = z[:, 0] * np.sin(theta) + z[:, 1] * np.cos(theta)
+    assert np.std(f2) == pytest.approx(0.005, rel=0.1)
+    assert np.mean(r) == pytest.approx(np.mean(np.hypot(1 + 0.15 * np.random.default_rng(0)
+                                                        .standard_normal(50000), 0)), abs=0.005)
+
+
+@pytest.mark.parametrize("name", PRIORS)
 def test_gradients_finite_everywhere(name):
     p = get_prior(name)
     z0, _ = p.sample(128, _gen(1))

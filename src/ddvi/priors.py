@@ -3,9 +3,12 @@
 Every prior exposes
 
 * ``name``, ``dim`` and ``n_partitions``;
-* ``sample(n, generator=None) -> (z, part)``: ``z`` float32 ``(n, dim)``, ``part`` int64 ``(n,)``
-  (index of the partition each sample came from; always 0 for a partition / single-part prior).
-  Samples never carry gradients.
+* ``sample(n, generator=None, *, kernel_noise=True) -> (z, part)``: ``z`` float32 ``(n, dim)``,
+  ``part`` int64 ``(n,)`` (index of the partition each sample came from; always 0 for a partition /
+  single-part prior). Samples never carry gradients. ``kernel_noise=False`` draws the sampling
+  recipe alone (for ``pinwheel``, ``swiss_roll`` and ``square``: without the ``h * N(0, I)``
+  kernel noise described below), which is what the official code's ``prior.sample`` returns and
+  what the paper's latent NLL protocol scores; for the analytic priors it changes nothing.
 * ``log_prob(z) -> (n,)``: differentiable in ``z`` and in learnable parameters;
 * ``partition(i)``: the prior restricted to part ``i`` (renormalised), ``n_partitions == 1``.
 
@@ -124,12 +127,22 @@ class Prior(nn.Module, abc.ABC):
         """Device of the prior's buffers / parameters."""
         return self._anchor.device
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Draw ``n`` samples: ``(z float32 (n, dim), part int64 (n,))``, reproducible."""
+    def sample(self, n: int, generator: torch.Generator | None = None, *,
+               kernel_noise: bool = True) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` samples: ``(z float32 (n, dim), part int64 (n,))``, reproducible.
+
+        ``kernel_noise=False``: the sampling recipe alone, without the kernel noise that makes
+        the sample-only priors' density exact (see the module docstring). With the same seeded
+        generator the two agree up to that noise: recipe-only ``z`` = full ``z`` - ``h * eps``.
+        Priors without kernel noise (``gaussian``, ``mixture``) ignore the flag.
+        """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
+        if not isinstance(kernel_noise, bool):
+            raise ValueError(f"kernel_noise must be True or False, got {kernel_noise!r}")
         with torch.no_grad():
-            z, part = self._sample(int(n), generator)
+            draw = self._sample if kernel_noise else self._sample_recipe
+            z, part = draw(int(n), generator)
         return (
             z.to(device=self.device, dtype=torch.float32),
             part.to(device=self.device, dtype=torch.int64),
@@ -161,6 +174,10 @@ class Prior(nn.Module, abc.ABC):
     @abc.abstractmethod
     def _sample(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """Draw samples (no validation, no grad)."""
+
+    def _sample_recipe(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """Draw samples without kernel noise; the same as ``_sample`` unless a prior adds some."""
+        return self._sample(n, generator)
 
     @abc.abstractmethod
     def _log_prob(self, z: Tensor) -> Tensor:
@@ -368,17 +385,23 @@ class _RecipePrior(Prior):
     def _recipe(self, k: Tensor, generator: torch.Generator | None) -> Tensor:
         """Noise-free recipe points (float64, (n, 2)) for part labels ``k``."""
 
-    def _sample(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+    def _sample_recipe(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         dev = _rng_device(generator, self.device)
         if self.part is None:
             k = torch.randint(self.n_parts, (n,), generator=generator, device=dev)
         else:
             k = torch.full((n,), self.part, dtype=torch.int64, device=dev)
         x = self._recipe(k, generator)
+        return x, (k if self.part is None else torch.zeros_like(k))
+
+    def _sample(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        # the recipe first, then the kernel noise: a recipe-only draw with the same generator
+        # state is this draw without its noise
+        x, part = self._sample_recipe(n, generator)
+        dev = x.device
         bw = torch.tensor(self.bandwidths, dtype=torch.float64, device=dev)
         h = bw[torch.randint(len(bw), (n,), generator=generator, device=dev)]
         eps = torch.randn(n, 2, generator=generator, device=dev, dtype=torch.float64)
-        part = k if self.part is None else torch.zeros_like(k)
         return x + h[:, None] * eps, part
 
     def partition(self, i: int) -> Prior:

@@ -18,17 +18,55 @@ from typing import Any
 
 import numpy as np
 
-from ddvi.bench.paper import TABLE1, TABLE2
+from ddvi.bench.paper import LATENT_NLL_FLOOR, TABLE1, TABLE2
 from ddvi.metrics import mean_ci
 
 TITLES = {
     "elbo": "ELBO (lower bound, nats per example)",
     "elbo_per_pixel_rec": "ELBO as the paper computes it (reconstruction per pixel; not a bound)",
     "mmd": "MMD (paper kernel)",
-    "latent_nll": "Latent NLL (small-bandwidth KDE protocol)",
+    "latent_nll": "Latent NLL (small-bandwidth KDE protocol, recipe-only prior samples)",
     "knn_accuracy": "kNN-20 accuracy (all training labels, reference notes 5.4)",
     "accuracy": "Classifier q(l|x) accuracy on the test set",
 }
+# metric -> (key of its protocol in a fit's result, what to say when no fit names one)
+PROTOCOL_KEYS: dict[str, tuple[str, str]] = {
+    "elbo": ("elbo_protocol", "lower bound on log p(x), nats per example, over the test set"),
+    "elbo_per_pixel_rec": ("elbo_per_pixel_rec_protocol",
+                           "the paper's figure: reconstruction averaged over pixels, other terms "
+                           "per example (not a bound)"),
+    "mmd": ("mmd_protocol", "paper kernel sum_s exp(-d^2/(2s)), s in (2,5,10,20,40,80), biased"),
+    "latent_nll": ("latent_nll_protocol", "KDE of the test latents scoring recipe-only prior "
+                   "samples (reference notes 5.3)"),
+    "knn_accuracy": ("knn_protocol", "kNN-20 on the latents, fitted on all training labels, "
+                     "scored on the test set (reference notes 5.4)"),
+    "accuracy": ("accuracy_protocol", "the model's classifier q(l|x) on the test set"),
+}
+NLL_FLOOR_NOTE = ("the same protocol with recipe-only prior samples in place of the posterior "
+                  "draws (the prior scored against itself, as many latents as test examples); a "
+                  "model's latent NLL reads as its distance above this floor. Reference floor: "
+                  "the paper's protocol at 10 000 latents (reference notes 5.3)")
+
+
+def has_current_nll(result: dict[str, Any]) -> bool:
+    """Whether a fit's latent NLL comes from the current protocol (recipe-only prior samples,
+    floor beside it); fits cached before it scored prior samples with kernel noise."""
+    return result.get("latent_nll_floor") is not None
+
+
+def metric_protocol_lines(metrics: Sequence[str], results: Sequence[dict[str, Any]]) -> list[str]:
+    """A Markdown list naming the protocol of each metric, as the fits' results name them."""
+    lines = ["Metrics (the protocol behind each number of this table):"]
+    for metric in metrics:
+        key, fallback = PROTOCOL_KEYS[metric]
+        named = [r.get(key) for r in results if r.get(metric) is not None and r.get(key)
+                 and (metric != "latent_nll" or has_current_nll(r))]
+        lines.append(f"- {TITLES[metric]}: {' | '.join(dict.fromkeys(named)) or fallback}.")
+        if metric == "latent_nll":
+            lines.append(f"- Latent NLL floor: {NLL_FLOOR_NOTE}.")
+    return lines
+
+
 LAYOUTS = {  # table -> (metrics, paper numbers)
     "table1": (("elbo", "elbo_per_pixel_rec", "mmd", "latent_nll"), TABLE1),
     "table2": (("elbo", "elbo_per_pixel_rec", "knn_accuracy", "latent_nll", "accuracy"), TABLE2),
@@ -95,18 +133,30 @@ def run_fit(spec: FitSpec, data: tuple, cache: Path, verbose: bool = False) -> d
 
 def aggregate(results: Sequence[dict[str, Any]],
               metrics: Sequence[str] = tuple(TITLES)) -> dict[str, dict[str, dict[str, Any]]]:
-    """metric -> method -> prior -> {mean, ci, n} over seeds (t-interval)."""
-    table: dict[str, dict[str, dict[str, Any]]] = {}
+    """metric -> method -> prior -> {mean, ci, n} over seeds (t-interval); with ``latent_nll``
+    also ``latent_nll_floor`` -> prior -> cell (the prior scored against itself, over seeds).
+    Latent NLLs of fits cached before the recipe-only protocol (no floor) are left out."""
+    table: dict[str, Any] = {}
     for metric in metrics:
         for r in results:
             vals = [s[metric] for s in results if s["method"] == r["method"]
-                    and s["prior"] == r["prior"] and s.get(metric) is not None]
-            cell: dict[str, Any] = {"n": len(vals), "mean": None, "ci": None}
-            if vals:
-                mean, ci = mean_ci(vals)
-                cell |= {"mean": mean, "ci": None if np.isnan(ci) else ci}
-            table.setdefault(metric, {}).setdefault(r["method"], {})[r["prior"]] = cell
+                    and s["prior"] == r["prior"] and s.get(metric) is not None
+                    and (metric != "latent_nll" or has_current_nll(s))]
+            table.setdefault(metric, {}).setdefault(r["method"], {})[r["prior"]] = _cell(vals)
+    if "latent_nll" in metrics:
+        for prior in dict.fromkeys(r["prior"] for r in results):
+            by_seed = {s.get("seed"): s["latent_nll_floor"] for s in results
+                       if s["prior"] == prior and has_current_nll(s)}
+            table.setdefault("latent_nll_floor", {})[prior] = _cell(list(by_seed.values()))
     return table
+
+
+def _cell(vals: Sequence[float]) -> dict[str, Any]:
+    cell: dict[str, Any] = {"n": len(vals), "mean": None, "ci": None}
+    if vals:
+        mean, ci = mean_ci(list(vals))
+        cell |= {"mean": mean, "ci": None if np.isnan(ci) else ci}
+    return cell
 
 
 def _fmt(mean: float | None, ci: float | None) -> str:
@@ -133,6 +183,15 @@ def to_markdown(table: dict, methods: Sequence[str], priors: Sequence[str], head
                     ours += " (paper: " + ("N/A" if p is None else _fmt(*p)) + ")"
                 cells.append(ours)
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        if metric == "latent_nll":
+            cells = []
+            for prior in priors:
+                c = table.get("latent_nll_floor", {}).get(prior)
+                text = "–" if c is None or c["mean"] is None else _fmt(c["mean"], c["ci"])
+                if prior in LATENT_NLL_FLOOR:
+                    text += f" (reference floor, 10 000 latents: {LATENT_NLL_FLOOR[prior]:.2f})"
+                cells.append(text)
+            lines.append("| floor: prior vs itself | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -164,7 +223,8 @@ def compare(methods: Sequence[str], priors: Sequence[str], seeds: Sequence[int],
     header = (f"## {name} layout: {dataset}, {scale}, seeds {list(seeds)} "
               "(mean ± 95% t-interval)\n\n"
               "Paper numbers (in parentheses) come from 200-epoch runs; its ELBO averages the "
-              "reconstruction over pixels, so compare it with the second block, not the first.")
+              "reconstruction over pixels, so compare it with the second block, not the first.\n\n"
+              + "\n".join(metric_protocol_lines(LAYOUTS[layout][0], results)))
     md = to_markdown(table, methods, priors, header, layout)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{layout}.md").write_text(md + "\n")
