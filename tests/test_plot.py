@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-import matplotlib
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
@@ -33,8 +35,18 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-def test_backend_is_non_interactive() -> None:
-    assert matplotlib.get_backend().lower() == "agg"
+def test_plotting_leaves_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
+    """Regression: importing ddvi.plot used to call matplotlib.use("Agg") as a side effect."""
+    code = (
+        "import sys, matplotlib, numpy as np\n"
+        "matplotlib.rcParams['backend'] = 'svg'\n"
+        "from ddvi.plot import plot_latents\n"
+        f"plot_latents(np.zeros((5, 2)), path={str(tmp_path / 'a.png')!r})\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "MPLBACKEND": ""})
+    assert (tmp_path / "a.png").stat().st_size > 0
 
 
 def test_plot_latents_labels_and_prior(tmp_path: Path, rng: np.random.Generator) -> None:

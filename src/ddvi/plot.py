@@ -1,37 +1,22 @@
 """Figures: latent maps, image grids and training histories (PNG, headless).
 
-Every function takes arrays and an output path, saves a PNG, closes its figure and
-returns the path.  The Agg backend is selected unless a backend was forced by the user
-(``MPLBACKEND`` or an earlier ``matplotlib.use``); ``plt.show()`` is never called.
+Every function takes arrays and an output path, saves a PNG and returns the path. Figures are
+built with matplotlib's object-oriented ``Figure`` (never pyplot), so importing or using this
+module neither selects nor needs a backend or a display, and leaves pyplot's state alone.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-
-def _backend_forced() -> bool:
-    """True if the user chose a backend (env var, matplotlibrc or ``matplotlib.use``)."""
-    if os.environ.get("MPLBACKEND"):
-        return True
-    get = getattr(matplotlib.rcParams, "_get_backend_or_none", None)
-    if get is not None:
-        return get() is not None
-    return "matplotlib.pyplot" in sys.modules
-
-
-if not _backend_forced():
-    matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 __all__ = [
     "plot_latents", "plot_image_grid", "plot_history", "DPI",
@@ -50,14 +35,16 @@ def _np(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike[str], close: bool = True) -> Path:
+def _subplots(*args: Any, figsize: tuple[float, float], **kwargs: Any) -> tuple[Figure, Any]:
+    """A pyplot-free ``plt.subplots``: the figure is garbage-collected like any object."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fig.savefig(out, dpi=DPI, format="png", bbox_inches="tight")
-    finally:
-        if close:
-            plt.close(fig)
+    fig.savefig(out, dpi=DPI, format="png", bbox_inches="tight")
     return out
 
 
@@ -100,7 +87,7 @@ def plot_latents(
     lat = _points_2d(latents, "latents")
     prior = None if prior_samples is None else _points_2d(prior_samples, "prior_samples")
     ncols = 1 if prior is None else 2
-    fig, axes = plt.subplots(1, ncols, figsize=(5.5 * ncols, 5.0), squeeze=False)
+    fig, axes = _subplots(1, ncols, figsize=(5.5 * ncols, 5.0), squeeze=False)
     ax = axes[0, 0]
     size = _point_size(lat.shape[0])
     common = dict(s=size, alpha=0.6, linewidths=0, rasterized=True)
@@ -199,7 +186,7 @@ def plot_image_grid(
         y0, x0 = pad + r * (h + pad), pad + c * (w + pad)
         canvas[y0 : y0 + h, x0 : x0 + w] = imgs[idx]
     scale = 0.6 if h <= 32 else 0.02 * h
-    fig, ax = plt.subplots(figsize=(max(2.0, ncol * scale), max(2.0, nrows * scale) + 0.3))
+    fig, ax = _subplots(figsize=(max(2.0, ncol * scale), max(2.0, nrows * scale) + 0.3))
     if canvas.ndim == 2:
         ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
@@ -252,7 +239,7 @@ def plot_history(
     k = len(cols)
     ncol = min(3, k)
     nrows = math.ceil(k / ncol)
-    fig, axes = plt.subplots(nrows, ncol, figsize=(3.6 * ncol, 2.6 * nrows), squeeze=False)
+    fig, axes = _subplots(nrows, ncol, figsize=(3.6 * ncol, 2.6 * nrows), squeeze=False)
     for ax, (name, vals) in zip(axes.flat, cols.items(), strict=False):
         ok = np.isfinite(vals)
         ax.plot(epochs[ok], vals[ok], marker="." if ok.sum() <= 50 else None, lw=1.2)
@@ -406,7 +393,7 @@ def _map_points(z: Any, name: str, n: int) -> np.ndarray:
     return pts
 
 
-def _draw_ancestry(ax: plt.Axes, pts: np.ndarray, layout: _AncestryLayout) -> None:
+def _draw_ancestry(ax: Axes, pts: np.ndarray, layout: _AncestryLayout) -> None:
     order = np.random.default_rng(0).permutation(pts.shape[0])  # no population hides the others
     ax.scatter(pts[order, 0], pts[order, 1], c=layout.colors[layout.codes[order]],
                s=_ancestry_size(pts.shape[0]), alpha=0.8, linewidths=0, rasterized=True)
@@ -414,7 +401,7 @@ def _draw_ancestry(ax: plt.Axes, pts: np.ndarray, layout: _AncestryLayout) -> No
     ax.tick_params(labelsize=7)
 
 
-def _ancestry_legend(owner: plt.Axes | plt.Figure, layout: _AncestryLayout, height_in: float,
+def _ancestry_legend(owner: Axes | Figure, layout: _AncestryLayout, height_in: float,
                      **kwargs: Any) -> Any:
     """Legend grouped by super-population: a bold header, then its populations.
 
@@ -455,25 +442,24 @@ def plot_ancestry_map(
     z: Any,
     populations: Any,
     super_populations: Any | None = None,
-    ax: plt.Axes | None = None,
+    ax: Axes | None = None,
     title: str | None = None,
     path: str | os.PathLike[str] | None = None,
     note: str | None = None,
-) -> Path | plt.Axes:
+) -> Path | Axes:
     """Scatter a 2-D ancestry map coloured by population, legend grouped by super-population.
 
     ``z``: (n, 2) map; ``populations``: n labels; ``super_populations``: a mapping
     population -> super-population or n labels (see :func:`ancestry_colors` for the colours).
     The legend (super-population headers in bold, then their populations) sits right of the
     axes.  ``note`` is a small line under the axes (e.g. "synthetic cohort: ...").
-    Draws into ``ax`` if given (else a new figure).  Returns the saved path if ``path`` is given
-    (a figure created here is then closed), otherwise the Axes.
+    Draws into ``ax`` if given (else into a new pyplot-free ``Figure``).  Returns the saved path
+    if ``path`` is given, otherwise the Axes.
     """
     layout = _AncestryLayout(populations, super_populations)
     pts = _map_points(z, "z", layout.n)
-    own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(5.5, 5.0))
+    if ax is None:
+        _, ax = _subplots(figsize=(5.5, 5.0))
     _draw_ancestry(ax, pts, layout)
     _ancestry_legend(ax, layout, ax.figure.get_figheight(), bbox_to_anchor=(1.03, 1.0))
     if title is not None:
@@ -483,7 +469,7 @@ def plot_ancestry_map(
                 style="italic")
     if path is None:
         return ax
-    return _save(ax.figure, path, close=own)
+    return _save(ax.figure, path)
 
 
 def plot_ancestry_comparison(
@@ -507,7 +493,7 @@ def plot_ancestry_comparison(
     k = len(panels)
     ncol = min(k, 4)
     nrows = math.ceil(k / ncol)
-    fig, axes = plt.subplots(nrows, ncol, figsize=(3.6 * ncol, 3.6 * nrows), squeeze=False)
+    fig, axes = _subplots(nrows, ncol, figsize=(3.6 * ncol, 3.6 * nrows), squeeze=False)
     for ax, (name, pts) in zip(axes.flat, panels.items()):
         _draw_ancestry(ax, pts, layout)
         ax.set_title(name, fontsize=10)
@@ -531,7 +517,7 @@ def plot_latent_grid(panels: dict[tuple[str, str], tuple[Any, Any]],
         raise ValueError("plot_latent_grid needs at least one panel")
     rows = list(dict.fromkeys(r for r, _ in panels))
     cols = list(dict.fromkeys(c for _, c in panels))
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.0 * len(cols), 3.0 * len(rows)),
+    fig, axes = _subplots(len(rows), len(cols), figsize=(3.0 * len(cols), 3.0 * len(rows)),
                              squeeze=False)
     for i, row in enumerate(rows):
         for j, col in enumerate(cols):
@@ -550,7 +536,7 @@ def plot_latent_grid(panels: dict[tuple[str, str], tuple[Any, Any]],
             colors = None
             if labels is not None:
                 _, codes = np.unique(np.asarray(labels).astype(str), return_inverse=True)
-                colors = plt.get_cmap("tab20")(codes % 20)
+                colors = matplotlib.colormaps["tab20"](codes % 20)
             ax.scatter(z[:, 0], z[:, 1], s=_point_size(len(z)), c=colors, linewidths=0,
                        rasterized=True)
     if title:
