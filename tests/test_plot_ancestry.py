@@ -177,11 +177,11 @@ def test_comparison_png_shared_legend_and_note(tmp_path: Path, monkeypatch) -> N
     captured = {}
     save = dplot._save
 
-    def spy(fig, path, close=True):
+    def spy(fig, path):
         captured["legends"] = [_legend_texts(leg) for leg in fig.legends]
         captured["axes"] = [ax.get_title() for ax in fig.axes if ax.axison]
         captured["texts"] = [t.get_text() for t in fig.texts]
-        return save(fig, path, close)
+        return save(fig, path)
 
     monkeypatch.setattr(dplot, "_save", spy)
     out = plot_ancestry_comparison(maps, pops, G1K, path=tmp_path / "cmp.png", title="maps",
