@@ -89,6 +89,11 @@ class NoiseSchedule(nn.Module):
         }
         for name, value in consts.items():
             self.register_buffer(name, value.float(), persistent=False)
+        #: (sqrt alpha_t, sqrt beta_t, log beta_t) of step t at index t - 1, as Python floats: the
+        #: reverse chain's per-step scalars without a tensor operation (or a device sync) per step.
+        self.step_scalars: list[tuple[float, float, float]] = [
+            (math.sqrt(a), math.sqrt(b), math.log(b))
+            for a, b in zip(self.alpha.double().tolist(), self.beta.double().tolist())]
 
     def at(self, name: str, t: Tensor | int, like: Tensor) -> Tensor:
         """Constant ``name`` at step t (int or (B,) tensor of steps in 1..T), shaped to broadcast."""

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from ddvi.diffusion import LOG_2PI, NoiseSchedule
-from ddvi.nets import Denoiser, Encoder, EncoderFactory
+from ddvi.nets import Denoiser, DenoiserPass, Encoder, EncoderFactory
 from ddvi.posteriors.base import Posterior, positive_scale
 
 LOG_VAR_RANGE = 5.0
@@ -95,20 +95,41 @@ class DiffusionPosterior(Posterior):
         row t (1..T) is log q(u_{t-1} | u_t, x) - log r(u_t | u_{t-1}). Their sum is ``log_q``.
         """
         mean, std, context = self.encode(x)
-        T = self.timesteps
+        T, d = self.timesteps, self.latent_dim
         noise = torch.randn((T + 1, *mean.shape), generator=generator, device=mean.device,
                             dtype=mean.dtype)
+        prepared = self.denoiser.prepare(context)
         u = noise[T]
-        us, log_q_steps = [u], []
+        us, log_vars = [u], []
         for t in range(T, 0, -1):
-            m, log_var = self.step(u, t, context)
-            u = m + (0.5 * log_var).exp() * noise[t - 1]
-            log_q_steps.append(-0.5 * (noise[t - 1].pow(2) + log_var + LOG_2PI).sum(-1))
+            u, v = self._fast_step(u, t, prepared, noise[t - 1])
             us.append(u)
+            log_vars.append(v)
         traj = torch.stack(us[::-1])
+        # log q(u_{t-1} | u_t, x) = -1/2 (|eps|^2 + sum log var + d log 2 pi), log var = log beta + v
+        log_beta = self.schedule.beta.log()[:, None]
+        log_q = -0.5 * (noise[:T].pow(2).sum(-1) + d * (log_beta + LOG_2PI))
+        if log_vars[0] is not None:
+            log_q = log_q - 0.5 * torch.stack(log_vars[::-1]).sum(-1)
         end = -0.5 * (noise[T].pow(2) + LOG_2PI).sum(-1) - std.log().sum(-1)
-        steps = torch.stack(log_q_steps[::-1]) - self.schedule.forward_log_prob_steps(traj)
+        steps = log_q - self.schedule.forward_log_prob_steps(traj)
         return mean + std * u, torch.cat([end[None], steps]), traj
+
+    def _fast_step(self, u: Tensor, t: int, prepared: DenoiserPass, noise: Tensor | None
+                   ) -> tuple[Tensor, Tensor | None]:
+        """u_{t-1} = mean + std * noise (the mean alone if ``noise`` is None) and the learned
+        log-variance residual v (None without ``learn_variance``): :meth:`step` for an int t in
+        fewer operations, from the denoiser's per-pass constants and the schedule's scalars."""
+        d = self.latent_dim
+        out = self.denoiser.step(u, t, prepared)
+        sqrt_alpha, sqrt_beta, _ = self.schedule.step_scalars[t - 1]
+        mean = torch.add(u * sqrt_alpha, out[:, :d], alpha=sqrt_beta)
+        if noise is None:
+            return mean, None
+        if not self.learn_variance:
+            return torch.add(mean, noise, alpha=sqrt_beta), None
+        v = LOG_VAR_RANGE * torch.tanh(out[:, d:] / LOG_VAR_RANGE)
+        return torch.addcmul(mean, (0.5 * v).exp() * sqrt_beta, noise), v
 
     @torch.no_grad()
     def log_ratio_per_step(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -119,9 +140,10 @@ class DiffusionPosterior(Posterior):
     def summary(self, x: Tensor) -> Tensor:
         """Deterministic latent: u_T = 0, then the chain's means (no noise), mapped to z."""
         mean, std, context = self.encode(x)
+        prepared = self.denoiser.prepare(context)
         u = torch.zeros_like(mean)
         for t in range(self.timesteps, 0, -1):
-            u = self.step(u, t, context)[0]
+            u = self._fast_step(u, t, prepared, None)[0]
         return mean + std * u
 
     def chain_nll(self, u0: Tensor, context: Tensor | None,
