@@ -168,3 +168,14 @@ def test_a_writer_killed_mid_checkpoint_leaves_nothing_behind_after_resume(tmp_p
                                                      "history.json"]
     straight = DDVI(**kw, epochs=2).fit(data())
     assert np.array_equal(resumed.transform(data()), straight.transform(data()))
+
+
+def test_resume_from_an_older_ddvi_posterior_format_is_refused(tmp_path):
+    run = tmp_path / "run"
+    kw = dict(method="ddvi", hidden=(8,), timesteps=2, denoiser_hidden=8, batch_size=32,
+              verbose=False, run_dir=str(run))
+    DDVI(**kw, epochs=1).fit(data())
+    as_version_1(run / "checkpoint.safetensors",
+                 lambda c: c["options"].update(posterior_format=1))
+    with pytest.raises(CheckpointError, match="posterior format 1.*cannot be resumed"):
+        DDVI(**kw, epochs=2).fit(data(), resume=True)

@@ -75,3 +75,33 @@ def test_a_folder_that_is_not_a_run_is_named_as_such(tmp_path, monkeypatch, caps
     message = capsys.readouterr().err
     assert err.value.code == 2 and "is not a run folder (no model/" in message
     assert "safetensors does not exist" not in message
+
+
+def test_resume_with_changed_options_is_refused_naming_the_option(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    base = ["ddvi", "fit", "--method", "aevb", "--n-train", "64", "--out", str(run), "-q",
+            "--no-evaluate"]
+    monkeypatch.setattr("sys.argv", [*base, "--epochs", "1"])
+    with pytest.raises(SystemExit) as err:
+        main()
+    assert err.value.code == 0
+    config = (run / "model" / "config.json").read_text()
+    for extra, said in [(["--prior", "square"], "--prior pinwheel, not square"),
+                        (["--method", "ddvi"], "--method aevb, not ddvi"),
+                        (["--n-train", "32"], "training data differ")]:
+        monkeypatch.setattr("sys.argv", [*base, "--epochs", "2", "--resume", *extra])
+        with pytest.raises(SystemExit) as err:
+            main()
+        message = capsys.readouterr().err
+        assert err.value.code == 2 and said in message, message
+    assert (run / "model" / "config.json").read_text() == config
+    monkeypatch.setattr("sys.argv", [*base, "--epochs", "2", "--resume"])
+    with pytest.raises(SystemExit) as err:
+        main()
+    assert err.value.code == 0
+    assert json.loads((run / "model" / "config.json").read_text())["params"]["epochs"] == 2
+
+
+def test_fit_help_lists_what_may_change_on_resume():
+    result = runner.invoke(app, ["fit", "--help"])
+    assert "only --epochs" in " ".join(result.output.split())

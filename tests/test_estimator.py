@@ -244,3 +244,28 @@ def test_predict_and_fit_predict_exist_only_where_they_mean_something():
     m = small(method="aevb").fit(data())
     assert not hasattr(m, "predict") and not hasattr(m, "predict_proba")
     assert not hasattr(small(), "fit_predict") and hasattr(small(n_clusters=2), "fit_predict")
+
+
+def test_resume_refuses_changed_options_naming_them(tmp_path):
+    from ddvi.estimator import ResumeMismatchError
+
+    X = data()
+    small(method="aevb", epochs=2, run_dir=str(tmp_path)).fit(X)
+    stored = (tmp_path / "checkpoint.safetensors").read_bytes()
+    for change, match in [({"prior": "square"}, "prior='pinwheel', not 'square'"),
+                          ({"method": "ddvi"}, "method='aevb', not 'ddvi'"),
+                          ({"hidden": (32,)}, r"hidden=\[16\], not \[32\]"),
+                          ({"seed": 5}, "seed=0, not 5")]:
+        m = small(**{"method": "aevb", "epochs": 3, "run_dir": str(tmp_path), **change})
+        with pytest.raises(ResumeMismatchError, match=match):
+            m.fit(X, resume=True)
+        assert not hasattr(m, "method_")  # no half-fitted model
+    with pytest.raises(ResumeMismatchError, match="training data differ"):
+        small(method="aevb", epochs=3, run_dir=str(tmp_path)).fit(data(seed=1), resume=True)
+    with pytest.raises(ResumeMismatchError, match="task='unsupervised', not 'semi-supervised'"):
+        small(method="aevb", epochs=3, run_dir=str(tmp_path)).fit(
+            X, np.arange(96) % 10, resume=True)
+    assert (tmp_path / "checkpoint.safetensors").read_bytes() == stored
+    resumed = small(method="aevb", epochs=3, run_dir=str(tmp_path), checkpoint_every=2,
+                    verbose=False).fit(X, resume=True)
+    assert len(resumed.history_) == 3

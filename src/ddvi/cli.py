@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ddvi.cli_genotype import app as genotype_app
 from ddvi.data import load_dataset, subset
+
+if TYPE_CHECKING:
+    from ddvi.estimator import ResumeMismatchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Denoising Diffusion Variational Inference: fit latent variable models with "
@@ -53,7 +57,10 @@ def fit(
                                                       "variable (Dirichlet cluster variable)"),
     seed: int = typer.Option(0),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),
-    resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint"),
+    resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint; give "
+                                            "the options of the original fit again: only "
+                                            "--epochs, --quiet, --evaluate/--no-evaluate and "
+                                            "--mmd-samples may differ (anything else is refused)"),
     evaluate_after: bool = typer.Option(True, "--evaluate/--no-evaluate",
                                         help="compute metrics and figures after training"),
     mmd_samples: int = typer.Option(2000, help="samples per side for MMD"),
@@ -73,7 +80,7 @@ def fit(
 
       ddvi fit --method ddvi --n-clusters 10 --epochs 5                  # clustering
     """
-    from ddvi.estimator import DDVI
+    from ddvi.estimator import DDVI, ResumeMismatchError
     from ddvi.report import evaluate as run_eval
     from ddvi.report import write_figures, write_json
 
@@ -96,7 +103,10 @@ def fit(
 
         y_semi = select_labels(y_fit, n_labels, seed=seed, balanced=balanced)
     start = time.perf_counter()
-    model.fit(x_fit, y_semi, resume=resume)
+    try:
+        model.fit(x_fit, y_semi, resume=resume)
+    except ResumeMismatchError as err:
+        raise ValueError(_resume_message(run, err)) from err
     train_seconds = time.perf_counter() - start
     model.save(run / "model")
     if evaluate_after:
@@ -109,6 +119,29 @@ def fit(
         write_figures(model, run, x_test, y_test, seed=seed)
         _print_metrics(m)
     typer.echo(f"run folder: {run}")
+
+
+def _resume_message(run: Path, err: ResumeMismatchError) -> str:
+    """A refused --resume in the command's own words (its option names)."""
+    import inspect
+
+    flags = inspect.signature(fit).parameters
+    if err.option == "data":
+        what = ("the training data differ from the run's: give the same --dataset, --data-dir, "
+                "--n-train, --n-labels, --balanced and --seed")
+    elif err.option == "task":
+        what = (f"the run's task is {err.stored}, not {err.new}: give the same --n-labels / "
+                "--n-clusters")
+    elif err.option in flags:
+        def shown(value: object) -> str:
+            return "(the default)" if value is None else str(value)
+
+        what = (f"the run was fitted with --{err.option.replace('_', '-')} {shown(err.stored)}, "
+                f"not {shown(err.new)}: give the same value")
+    else:
+        what = f"the run was fitted with {err.option}={err.stored!r}, not {err.new!r}"
+    return (f"cannot resume {run}: {what}, or start a new run with another --out (only --epochs, "
+            "--quiet and the evaluation options may change on --resume)")
 
 
 def _print_metrics(m: dict) -> None:

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import types
 import typing
@@ -96,6 +97,56 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (tuple, list, np.ndarray)):
         return [_plain(v) for v in value]
     return str(value) if isinstance(value, Path) else value
+
+
+RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every")
+"""The parameters that may differ from the stored ones when a fit resumes."""
+_FITTED = ("options_", "method_", "labels_", "history_", "n_features_in_")
+
+
+class ResumeMismatchError(ValueError):
+    """A resumed fit asks for another model, objective or data than the checkpoint's run."""
+
+    def __init__(self, message: str, option: str, stored: Any, new: Any):
+        super().__init__(message)
+        self.option, self.stored, self.new = option, stored, new
+
+
+def _fingerprint(data: torch.Tensor, labels: torch.Tensor | None) -> dict[str, Any]:
+    """Rows and sha256 of the training data (and labels) as the model sees them."""
+    h = hashlib.sha256(data.contiguous().numpy().tobytes())
+    if labels is not None:
+        h.update(b"labels" + labels.contiguous().numpy().tobytes())
+    return {"rows": int(data.shape[0]), "labelled": None if labels is None else
+            int((labels >= 0).sum()), "sha256": h.hexdigest()}
+
+
+def _check_resume(meta: dict[str, Any], new: dict[str, Any], file: Path | None) -> None:
+    """Refuse to resume from a checkpoint whose run differs from the new fit (or is of an older
+    DDVI posterior format): raise ResumeMismatchError naming the first differing option."""
+    stored = meta.get("config")
+    saved_config.validate(stored, _param_types(), _BUILD_KEYS, f"checkpoint {file}")
+    options = stored["options"]
+    _check_posterior_format(_Options(**options), file,
+                            "it cannot be resumed; start a new run in another folder")
+    pairs = [(k, stored["params"].get(k), new["params"].get(k)) for k in new["params"]
+             if k not in RESUMABLE]
+    pairs += [(k, options.get(k), new["options"][k]) for k in ("n_features", "task", "task_options")]
+    for option, old, value in pairs:
+        if old != value:
+            raise ResumeMismatchError(
+                f"cannot resume from {file}: the run was fitted with {option}={old!r}, not "
+                f"{value!r}. Everything that defines the model or the objective must stay as it "
+                f"was (only {', '.join(RESUMABLE)} may change): use the stored value, or start "
+                "a new run in another folder", option, old, value)
+    if "data" in stored and stored["data"] != new.get("data"):
+        old, value = stored["data"], new.get("data") or {}
+        raise ResumeMismatchError(
+            f"cannot resume from {file}: the training data differ from the run's ({old['rows']} "
+            f"rows, {old.get('labelled')} labelled, sha256 {old['sha256'][:12]}; now "
+            f"{value.get('rows')} rows, {value.get('labelled')} labelled, sha256 "
+            f"{str(value.get('sha256'))[:12]}): resume with the same data and labels, or start a "
+            "new run in another folder", "data", old, value)
 
 
 @functools.cache
@@ -294,8 +345,21 @@ class DDVI(TransformerMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, resume: bool = False) -> DDVI:
         """Fit on X (n, d) or images (n, H, W[, C]). With ``y`` (class labels, -1 = unlabeled)
         the task is semi-supervised (with ``n_clusters`` set, ``y`` is ignored with a warning, as
-        scikit-learn clusterers ignore it); ``resume`` continues from ``run_dir``'s checkpoint."""
-        for attr in ("options_", "method_", "labels_"):
+        scikit-learn clusterers ignore it).
+
+        ``resume`` continues from ``run_dir``'s checkpoint (if there is one). The run must go on
+        as it started: every parameter except those in ``RESUMABLE`` (e.g. ``epochs``), the task
+        and the data must be the stored ones, else :class:`ResumeMismatchError` names the first
+        difference; a DDVI checkpoint of an older posterior format is refused."""
+        try:
+            return self._fit(X, y, resume)
+        except BaseException:
+            for attr in _FITTED:  # a failed fit leaves no half-fitted model behind
+                self.__dict__.pop(attr, None)
+            raise
+
+    def _fit(self, X: Any, y: Any, resume: bool) -> DDVI:
+        for attr in _FITTED:
             self.__dict__.pop(attr, None)
         data = self._prepare(X, self.binarize)
         if y is not None and self.n_clusters is not None:
@@ -324,10 +388,15 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.options_ = _Options(self.method, data.shape[1], build, self.binarize, task, task_options,
                                  POSTERIOR_FORMAT)
         lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
+        config = self._config()
+        if self.run_dir is not None:  # lets a resume check that the data are the same
+            config["data"] = _fingerprint(data, labels)
         trainer = Trainer(self.method_, epochs=self.epochs, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, run_dir=self.run_dir, verbose=self.verbose,
-                          checkpoint_every=self.checkpoint_every, config=self._config(),
-                          labeled_batch_size=self.labeled_batch_size if labels is not None else 0)
+                          checkpoint_every=self.checkpoint_every, config=config,
+                          labeled_batch_size=self.labeled_batch_size if labels is not None else 0,
+                          check_resume=lambda meta: _check_resume(meta, config,
+                                                                  trainer.checkpoint_path))
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
         has_denoiser = isinstance(getattr(self.method_, "base", self.method_), DDVIMethod)
         if self.warmup_steps and has_denoiser and not resuming:

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,21 @@ class Trainer:
 
     ``run_dir`` (optional) receives ``history.csv``/``history.json`` every epoch and an atomic
     ``checkpoint.safetensors`` every ``checkpoint_every`` epochs and at the end; ``fit(...,
-    resume=True)`` continues from it. NaN/inf is checked every ``check_every`` steps (one host
+    resume=True)`` continues from it, after ``check_resume(meta)`` (if given) has accepted the
+    checkpoint's meta (it raises to refuse). NaN/inf is checked every ``check_every`` steps (one host
     sync) and stops training with :class:`NonFiniteLossError`.
     """
 
     def __init__(self, method: Method, *, epochs: int, batch_size: int = 128, lr: float = 1e-4,
                  seed: int = 0, run_dir: str | Path | None = None, checkpoint_every: int = 1,
                  verbose: bool = True, config: dict[str, Any] | None = None,
-                 check_every: int = 50, labeled_batch_size: int = 0):
+                 check_every: int = 50, labeled_batch_size: int = 0,
+                 check_resume: Callable[[dict[str, Any]], None] | None = None):
         if epochs < 1 or batch_size < 1 or lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         if labeled_batch_size < 0:
             raise ValueError(f"labeled_batch_size must be >= 0, got {labeled_batch_size}")
-        self.labeled_batch_size = labeled_batch_size
+        self.labeled_batch_size, self.check_resume = labeled_batch_size, check_resume
         self.method, self.epochs, self.batch_size, self.lr = method, epochs, batch_size, lr
         self.seed, self.verbose, self.config = seed, verbose, config or {}
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -83,6 +86,8 @@ class Trainer:
 
     def restore(self, path: str | Path) -> None:
         tensors, meta = load_checkpoint(path)
+        if self.check_resume is not None:
+            self.check_resume(meta)
         model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         self.method.load_state_dict(model)
         for name, opt in self._optimizers().items():
