@@ -53,10 +53,20 @@ def test_clear_errors(tmp_path, monkeypatch, capsys):
 def test_fit_semi_supervised_and_clustering(tmp_path, extra, key):
     run = tmp_path / "run"
     result = runner.invoke(app, ["fit", "--method", "aevb", "--epochs", "1", "--n-train", "512",
-                                 "--out", str(run), "-q", "--mmd-samples", "100", *extra])
+                                 "--out", str(run), "-q", "--mmd-samples", "100", "--threads",
+                                 "1", *extra])
     assert result.exit_code == 0, result.output
+    assert "steps/s with 1 CPU thread(s)" in result.output
     m = json.loads((run / "metrics.json").read_text())
     assert key in m
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", "lots", "100000"])
+def test_bad_threads_are_refused(tmp_path, threads):
+    result = runner.invoke(app, ["fit", "--threads", threads, "--epochs", "1", "--n-train", "64",
+                                 "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 2 and "threads" in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_semi_supervised_with_no_labels_is_refused(tmp_path):

@@ -269,3 +269,43 @@ def test_resume_refuses_changed_options_naming_them(tmp_path):
     resumed = small(method="aevb", epochs=3, run_dir=str(tmp_path), checkpoint_every=2,
                     verbose=False).fit(X, resume=True)
     assert len(resumed.history_) == 3
+
+
+def test_threads_are_used_during_fit_and_restored(monkeypatch, tmp_path):
+    seen = []
+    from ddvi import estimator
+
+    real = estimator.Trainer.fit
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(estimator.Trainer, "fit", spy)
+    before = torch.get_num_threads()
+    m = small(method="aevb", threads=1, run_dir=str(tmp_path / "run")).fit(data())
+    assert seen == [1] and torch.get_num_threads() == before
+    loaded = DDVI.load(m.save(tmp_path / "m"))
+    assert loaded.get_params()["threads"] == 1
+    # threads may change on resume
+    small(method="aevb", threads="auto", epochs=2, run_dir=str(tmp_path / "run")).fit(data(),
+                                                                                    resume=True)
+
+
+@pytest.mark.parametrize("bad", [0, -2, "many"])
+def test_bad_threads_are_refused(bad):
+    with pytest.raises(ValueError, match="threads must be 'auto' or a positive integer"):
+        small(method="aevb", threads=bad).fit(data())
+
+
+def test_cluster_variable_ddvi_runs_the_denoiser_warmup(monkeypatch):
+    """Regression: the warm-up check looked for ``method_.base``, which the cluster-variable
+    model does not have, so warmup_steps was silently ignored there."""
+    from ddvi.tasks.clustering import ClusterVariable
+
+    calls = []
+    monkeypatch.setattr(ClusterVariable, "pretrain_denoiser",
+                        lambda self, steps, *a, **k: calls.append(steps) or [])
+    small(method="ddvi", likelihood="gaussian", n_clusters=2, cluster_model="variable",
+          warmup_steps=7, epochs=1).fit(data())
+    assert calls == [7]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -56,11 +57,14 @@ def fit(
     cluster_model: str = typer.Option("mixture", help="clustering: mixture (learned prior means) | "
                                                       "variable (Dirichlet cluster variable)"),
     seed: int = typer.Option(0),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores other processes leave "
+                                             "free) or a number from 1 to the core count"),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),
     resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint; give "
                                             "the options of the original fit again: only "
-                                            "--epochs, --quiet, --evaluate/--no-evaluate and "
-                                            "--mmd-samples may differ (anything else is refused)"),
+                                            "--epochs, --threads, --quiet, --evaluate/--no-evaluate "
+                                            "and --mmd-samples may differ (anything else is "
+                                            "refused)"),
     evaluate_after: bool = typer.Option(True, "--evaluate/--no-evaluate",
                                         help="compute metrics and figures after training"),
     mmd_samples: int = typer.Option(2000, help="samples per side for MMD"),
@@ -83,6 +87,12 @@ def fit(
     from ddvi.estimator import DDVI, ResumeMismatchError
     from ddvi.report import evaluate as run_eval
     from ddvi.report import write_figures, write_json
+    from ddvi.threads import resolve_threads
+
+    try:
+        n_threads = resolve_threads(threads)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--threads") from err
 
     if n_labels is not None and n_labels < 1:
         raise typer.BadParameter(f"--n-labels {n_labels} keeps no labels, and a semi-supervised fit "
@@ -96,7 +106,7 @@ def fit(
                  beta_end=beta_end, beta_reg=beta_reg,
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
                  run_dir=str(run), alpha=alpha, labeled_batch_size=labeled_batch_size,
-                 n_clusters=n_clusters, cluster_model=cluster_model)
+                 n_clusters=n_clusters, cluster_model=cluster_model, threads=n_threads)
     y_semi = None
     if n_labels is not None:
         from ddvi.tasks import select_labels
@@ -108,6 +118,10 @@ def fit(
     except ResumeMismatchError as err:
         raise ValueError(_resume_message(run, err)) from err
     train_seconds = time.perf_counter() - start
+    steps = len(model.history_) * math.ceil(len(x_fit) / batch_size)
+    step_seconds = sum(row["seconds"] for row in model.history_)
+    typer.echo(f"trained {steps} steps at {steps / max(step_seconds, 1e-9):.1f} steps/s with "
+               f"{n_threads} CPU thread(s) (--threads; a busy machine trains slower)")
     model.save(run / "model")
     if evaluate_after:
         m = run_eval(model, x_test, y_test, x_fit, y_fit, mmd_samples=mmd_samples, seed=seed,

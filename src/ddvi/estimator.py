@@ -29,9 +29,10 @@ from sklearn.exceptions import NotFittedError
 
 from ddvi import saved_config
 from ddvi.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ddvi.methods import DDVI as DDVIMethod
 from ddvi.methods import PAPER_LR, Method, build_method
 from ddvi.metrics import elbo as elbo_metric
+from ddvi.posteriors.diffusion import DiffusionPosterior
+from ddvi.threads import configure_threads
 from ddvi.train import Trainer
 
 MODEL_FILE = "model.safetensors"
@@ -99,7 +100,7 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every")
+RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every", "threads")
 """The parameters that may differ from the stored ones when a fit resumes."""
 _FITTED = ("options_", "method_", "labels_", "history_", "n_features_in_")
 
@@ -237,6 +238,10 @@ class DDVI(TransformerMixin, BaseEstimator):
     denoiser on prior samples) is off by default. ``binarize`` thresholds [0, 1] data at 0.5 for
     the Bernoulli likelihood, so the reported ELBO bounds a proper likelihood of the data.
 
+    ``threads`` is the number of CPU threads a fit computes with: ``"auto"`` (default) uses the
+    cores other processes leave free (so a busy neighbour does not stall training), an int fixes
+    it; torch's own setting is restored after the fit.
+
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
     trained with weight ``alpha``; every batch also holds ``labeled_batch_size`` labelled rows
@@ -258,7 +263,8 @@ class DDVI(TransformerMixin, BaseEstimator):
                  alpha: float = 1000.0, labeled_batch_size: int = 32,
                  classifier_hidden: tuple[int, ...] = (1000,),
                  n_clusters: int | None = None, cluster_model: str = "mixture", arch: str = "mlp",
-                 beta_start: float | None = None, beta_end: float | None = None):
+                 beta_start: float | None = None, beta_end: float | None = None,
+                 threads: int | str = "auto"):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden
         self.sleep, self.timesteps, self.schedule = sleep, timesteps, schedule
@@ -271,6 +277,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.labeled_batch_size = labeled_batch_size
         self.n_clusters, self.cluster_model, self.arch = n_clusters, cluster_model, arch
         self.beta_start, self.beta_end = beta_start, beta_end
+        self.threads = threads
 
     # ---- data ---------------------------------------------------------------------------------
     def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:
@@ -351,12 +358,16 @@ class DDVI(TransformerMixin, BaseEstimator):
         as it started: every parameter except those in ``RESUMABLE`` (e.g. ``epochs``), the task
         and the data must be the stored ones, else :class:`ResumeMismatchError` names the first
         difference; a DDVI checkpoint of an older posterior format is refused."""
+        before = torch.get_num_threads()
+        configure_threads(self.threads)
         try:
             return self._fit(X, y, resume)
         except BaseException:
             for attr in _FITTED:  # a failed fit leaves no half-fitted model behind
                 self.__dict__.pop(attr, None)
             raise
+        finally:
+            torch.set_num_threads(before)
 
     def _fit(self, X: Any, y: Any, resume: bool) -> DDVI:
         for attr in _FITTED:
@@ -398,7 +409,7 @@ class DDVI(TransformerMixin, BaseEstimator):
                           check_resume=lambda meta: _check_resume(meta, config,
                                                                   trainer.checkpoint_path))
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
-        has_denoiser = isinstance(getattr(self.method_, "base", self.method_), DDVIMethod)
+        has_denoiser = isinstance(getattr(self.method_, "posterior", None), DiffusionPosterior)
         if self.warmup_steps and has_denoiser and not resuming:
             self.method_.pretrain_denoiser(self.warmup_steps, self.batch_size, 1e-3,
                                            trainer.generator)
