@@ -252,13 +252,27 @@ def test_table7_and_8_run_end_to_end_on_a_generated_cifar_folder(tmp_path, monke
 def test_paper_scale_semi_supervised_ddvi_uses_the_papers_settings():
     from ddvi.bench.tables import table_configs
 
-    paper = {(c["method"], c["prior"]): c for c in table_configs("table2", "paper", seeds=[0])}
+    paper = {(c["row"], c["prior"]): c for c in table_configs("table2", "paper", seeds=[0])}
     ddvi = paper[("ddvi", "pinwheel")]
     assert ddvi["epochs"] == 30
     assert ddvi["options"]["timesteps"] == 100 and ddvi["options"]["batch_size"] == 1024
     assert ddvi["options"]["beta_reg"] == pytest.approx(78.4)
     assert "timesteps" not in paper[("aevb", "pinwheel")]["options"]
-    cifar = [c for c in table_configs("table8", "paper", seeds=[0]) if c["method"] == "ddvi"]
+    cifar = [c for c in table_configs("table8", "paper", seeds=[0]) if c["row"] == "ddvi"]
     assert cifar[0]["options"]["beta_reg"] == pytest.approx(1536.0)
-    cpu = [c for c in table_configs("table2", "cpu", seeds=[0]) if c["method"] == "ddvi"]
+    cpu = [c for c in table_configs("table2", "cpu", seeds=[0]) if c["row"] == "ddvi"]
     assert "timesteps" not in cpu[0]["options"] and cpu[0]["epochs"] != 30
+
+
+def test_elbo_rows_train_on_the_plain_elbo():
+    from ddvi.bench.tables import table_configs
+
+    configs = {(c["row"], c["prior"]): c for c in table_configs("table1", "cpu", seeds=[0])}
+    for row in ("aevb-elbo", "aevb-iaf-elbo", "h-aevb-elbo", "pis-elbo", "ddvi-elbo"):
+        c = configs[(row, "pinwheel")]
+        assert c["method"] == row.removesuffix("-elbo")
+        assert c["options"]["beta_reg"] == 1.0 and c["options"]["prior_weight"] == 1.0
+    assert "beta_reg" not in configs[("aevb", "pinwheel")]["options"]
+    paper = {c["row"]: c for c in table_configs("table2", "paper", seeds=[0], priors=["pinwheel"])}
+    assert paper["ddvi-elbo"]["options"]["beta_reg"] == 1.0
+    assert paper["ddvi-elbo"]["options"]["timesteps"] == 100
