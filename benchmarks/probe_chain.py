@@ -9,7 +9,8 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            DDVI, ``chain_gain``: its ELBO minus the ELBO with the denoiser's residual output set to
            zero (the encoder's Gaussian alone, with the same encoder). Variants: ``lr_mult`` (the
            denoiser's learning rate times this), ``timesteps``, ``extra=detach`` (the full sleep
-           trains the chain only: the encoder's mean, std and context are detached in L_diff).
+           trains the chain only: the encoder's mean, std and context are detached in L_diff),
+           ``extra=geometric`` (the geometric noise schedule).
 
 Usage:
     python benchmarks/probe_chain.py floor
@@ -74,7 +75,14 @@ def detach_sleep(model: Method) -> None:
     post.sleep_loss = sleep_loss
 
 
-EXTRAS = {"detach": detach_sleep}
+def geometric_schedule(model: Method) -> None:
+    """The chain's forward process on the geometric schedule (more steps at small noise)."""
+    from ddvi.diffusion import NoiseSchedule
+
+    model.posterior.schedule = NoiseSchedule(model.posterior.timesteps, "geometric")
+
+
+EXTRAS = {"detach": detach_sleep, "geometric": geometric_schedule}
 
 
 def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0,
