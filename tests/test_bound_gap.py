@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from benchmark_scripts import load_script
 from torch import nn
 
 from ddvi.likelihoods import get_likelihood
 from ddvi.priors import get_prior
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bound_gap.py"
-
 
 @pytest.fixture(scope="module")
 def bound_gap():
-    spec = importlib.util.spec_from_file_location("bound_gap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bound_gap"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bound_gap", None)
+    yield from load_script("bound_gap")
 
 
 def test_quadrature_matches_linear_gaussian_closed_form(bound_gap):

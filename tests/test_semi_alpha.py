@@ -3,25 +3,16 @@ training set and never passes test data to its scorer (issue 13 item 2)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "semi_alpha.py"
+from benchmark_scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def semi_alpha():
-    spec = importlib.util.spec_from_file_location("semi_alpha", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["semi_alpha"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("semi_alpha", None)
+    yield from load_script("semi_alpha")
 
 
 class Untouchable:
