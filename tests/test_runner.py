@@ -165,3 +165,27 @@ def test_explicit_scheduler_address(tmp_path, monkeypatch):
         assert ys(out) == [36, 49] and os.getpid() not in {r["result"]["pid"] for r in out}
     print(f"explicit scheduler grid: {time.perf_counter() - start:.1f} s")
     assert calls(tmp_path) == 2
+
+
+def test_bench_fits_get_the_workers_thread_count(monkeypatch):
+    """A bench fit passes DDVI_BENCH_THREADS to the estimator, so threads='auto' never gives a
+    worker more threads than its share of the cores."""
+    from ddvi.bench import tasks
+    from ddvi.bench.tables import table_configs
+    from ddvi.estimator import DDVI
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def fit(self, *args, **kwargs):
+        seen.append(self.threads)
+        raise Stop
+
+    monkeypatch.setenv("DDVI_BENCH_THREADS", "1")
+    monkeypatch.setattr(DDVI, "fit", fit)
+    config = table_configs("table1", "smoke", seeds=[0], rows=["aevb"], priors=["pinwheel"])[0]
+    with pytest.raises(Stop):
+        tasks.image_fit(config)
+    assert seen == [1]

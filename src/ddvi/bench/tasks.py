@@ -17,10 +17,14 @@ __all__ = ["check_inputs", "embedding_fit", "genotype_fit", "image_fit", "run_ta
 FIGURE_POINTS = 2000  # latents kept per fit for the figures
 
 
-def _threads() -> None:
+def _threads() -> int:
+    """Set and return the worker's thread count (``DDVI_BENCH_THREADS``, default 1); fits get it
+    explicitly, so the estimator's ``threads="auto"`` never oversubscribes a worker's core."""
     import torch
 
-    torch.set_num_threads(int(os.environ.get("DDVI_BENCH_THREADS", "1")))
+    n = int(os.environ.get("DDVI_BENCH_THREADS", "1"))
+    torch.set_num_threads(n)
+    return n
 
 
 @functools.lru_cache(maxsize=2)
@@ -45,14 +49,14 @@ def image_fit(config: dict[str, Any]) -> dict[str, Any]:
     from ddvi.estimator import DDVI
     from ddvi.report import evaluate
 
-    _threads()
+    threads = _threads()
     (x_train, y_train), (x_test, y_test) = _images(config["dataset"], config.get("data_dir"))
     seed = int(config["seed"])
     x_fit, y_fit = subset(x_train, y_train, config.get("n_train"), seed)
     if config.get("n_test"):
         x_test, y_test = subset(x_test, y_test, config["n_test"], seed)
     model = DDVI(method=config["method"], prior=config["prior"], epochs=config["epochs"], seed=seed,
-                 verbose=False, **config.get("options", {}))
+                 verbose=False, threads=threads, **config.get("options", {}))
     y_semi = None
     if config.get("n_labels") is not None:
         from ddvi.tasks import select_labels
@@ -93,7 +97,7 @@ def genotype_fit(config: dict[str, Any]) -> dict[str, Any]:
 
     from ddvi.tasks.ancestry import genotype_model, score_map
 
-    _threads()
+    threads = _threads()
     data = _genotype_data(config)
     seed = int(config["seed"])
     pops, supers = data.populations, data.super_populations
@@ -102,7 +106,8 @@ def genotype_fit(config: dict[str, Any]) -> dict[str, Any]:
         # the timed run continues from a checkpoint written once per chunk; the plain one keeps none
         model = genotype_model(config["method"], config.get("n_clusters", 20), config["epochs"], seed,
                                verbose=False, run_dir=tmp if marks else None,
-                               checkpoint_every=10**9, **config.get("options", {}))
+                               checkpoint_every=10**9, threads=threads,
+                               **config.get("options", {}))
         trace = []
         start, scoring = time.perf_counter(), 0.0
         if marks:
