@@ -142,7 +142,7 @@ def test_multiallelic_site_is_reported(files, tmp_path, monkeypatch):
     assert f"genotypes from {multi}" in result.output
     assert seen["data"].features.shape == (cohort.n_samples, 5)
     assert seen["kw"] == {"method": "ddvi", "n_clusters": 7, "epochs": 3, "seed": 4, "baselines": [],
-                          "verbose": True}
+                          "verbose": True, "device": "auto"}
 
 
 def test_vcf_line_with_extra_genotype_columns_exits_2(files, tmp_path, monkeypatch, capsys):

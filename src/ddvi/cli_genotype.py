@@ -43,6 +43,8 @@ def fit(
     n_snps: int | None = typer.Option(None, help="cohorts only: number of SNPs (default 20 000 "
                                                  "synthetic-1kg / 5 000 msprime-1kg; 0 = all)"),
     seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto (CUDA when available, else the CPU) | cpu | cuda "
+                                            "| cuda:N | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or report"),
 ) -> None:
     """Fit an ancestry map: QC, PCA/30, a 2-D clustering model; write latent.tsv, clusters.tsv,
@@ -55,7 +57,15 @@ def fit(
       ddvi genotype fit --vcf chr22.vcf.gz --labels panel.tsv --out runs/chr22
 
       ddvi genotype fit --bfile data/cohort --labels pops.tsv --clusters 10 --baselines pca -o runs/c
+
+      ddvi genotype fit --cohort msprime-1kg --out runs/m1k --device cuda   # on a GPU
     """
+    from ddvi.devices import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--device") from err
     from ddvi.data.genotypes import QCConfig
     from ddvi.tasks.ancestry import cohort_source, fit_ancestry, prepare_genotypes
 
@@ -75,7 +85,7 @@ def fit(
     _echo_lines([data.description, *data.notes], quiet)
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     metrics = fit_ancestry(data, out, method=method, n_clusters=clusters, epochs=epochs, seed=seed,
-                           baselines=names, verbose=not quiet)
+                           baselines=names, verbose=not quiet, device=device)
     for name, s in metrics["scores"].items():
         if "gmm20" in s:
             p = s["gmm20"]["population"]

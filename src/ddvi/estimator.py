@@ -27,7 +27,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError
 
-from ddvi import saved_config
+from ddvi import devices, saved_config
 from ddvi.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ddvi.methods import PAPER_LR, Method, build_method
 from ddvi.metrics import elbo as elbo_metric
@@ -100,7 +100,7 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every", "threads")
+RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every", "threads", "device")
 """The parameters that may differ from the stored ones when a fit resumes."""
 _FITTED = ("options_", "method_", "labels_", "history_", "n_features_in_")
 
@@ -240,7 +240,11 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     ``threads`` is the number of CPU threads a fit computes with: ``"auto"`` (default) uses the
     cores other processes leave free (so a busy neighbour does not stall training), an int fixes
-    it; torch's own setting is restored after the fit.
+    it; torch's own setting is restored after the fit. ``device`` is where a fit computes:
+    ``"auto"`` (default: CUDA when available, else MPS, else the CPU), ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` or ``"mps"``; the data go to it once per fit, and a fitted model stays there
+    (``transform`` and the other methods take and return host arrays). A saved model loads on any
+    machine: :meth:`load` puts it on ``device`` (default: the stored one if present, else the CPU).
 
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
@@ -264,7 +268,7 @@ class DDVI(TransformerMixin, BaseEstimator):
                  classifier_hidden: tuple[int, ...] = (1000,),
                  n_clusters: int | None = None, cluster_model: str = "mixture", arch: str = "mlp",
                  beta_start: float | None = None, beta_end: float | None = None,
-                 threads: int | str = "auto"):
+                 threads: int | str = "auto", device: str = "auto"):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden
         self.sleep, self.timesteps, self.schedule = sleep, timesteps, schedule
@@ -277,7 +281,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.labeled_batch_size = labeled_batch_size
         self.n_clusters, self.cluster_model, self.arch = n_clusters, cluster_model, arch
         self.beta_start, self.beta_end = beta_start, beta_end
-        self.threads = threads
+        self.threads, self.device = threads, device
 
     # ---- data ---------------------------------------------------------------------------------
     def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:
@@ -372,6 +376,7 @@ class DDVI(TransformerMixin, BaseEstimator):
     def _fit(self, X: Any, y: Any, resume: bool) -> DDVI:
         for attr in _FITTED:
             self.__dict__.pop(attr, None)
+        device = devices.resolve_device(self.device)
         data = self._prepare(X, self.binarize)
         if y is not None and self.n_clusters is not None:
             warnings.warn("y is ignored: n_clusters is set, so the task is clustering "
@@ -406,6 +411,7 @@ class DDVI(TransformerMixin, BaseEstimator):
                           seed=self.seed, run_dir=self.run_dir, verbose=self.verbose,
                           checkpoint_every=self.checkpoint_every, config=config,
                           labeled_batch_size=self.labeled_batch_size if labels is not None else 0,
+                          device=device,
                           check_resume=lambda meta: _check_resume(meta, config,
                                                                   trainer.checkpoint_path))
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
@@ -430,7 +436,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self._check_fitted()
         data = self._prepare(X, self.options_.binarize)
         self.method_.eval()
-        return torch.cat([self.method_.predict_proba(b) for b in data.split(batch_size)]).numpy()
+        return self._batched(self.method_.predict_proba, data, batch_size)
 
     @_only_if(lambda self: None if _task(self) in (None, "semi-supervised", "clustering") else
               "predict needs a semi-supervised model (fit(X, y)) or a clustering model "
@@ -477,8 +483,14 @@ class DDVI(TransformerMixin, BaseEstimator):
         self._check_fitted()
         data = self._prepare(X, self.options_.binarize)
         self.method_.eval()
-        z = torch.cat([self.method_.transform(b) for b in data.split(batch_size)]).numpy()
+        z = self._batched(self.method_.transform, data, batch_size)
         return z.astype(_output_dtype(X), copy=False)
+
+    def _batched(self, fn: Callable[[torch.Tensor], torch.Tensor], data: torch.Tensor,
+                 batch_size: int) -> np.ndarray:
+        """``fn`` over batches of host ``data`` moved to the model's device; a host array."""
+        device = devices.module_device(self.method_)
+        return torch.cat([fn(b.to(device)).cpu() for b in data.split(batch_size)]).numpy()
 
     def score(self, X: Any, y: Any = None, n_samples: int = 1, seed: int = 0) -> float:
         """Mean ELBO on X in nats per example (a lower bound on log p(x); seeded, deterministic)."""
@@ -490,9 +502,9 @@ class DDVI(TransformerMixin, BaseEstimator):
     def sample(self, n: int, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw z ~ p(z) and return (mean of p(x|z), z)."""
         self._check_fitted()
-        g = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        z, _ = self.method_.prior.sample(n, g)
-        return self.method_.decode(z).numpy(), z.numpy()
+        prior = self.method_.prior
+        z, _ = prior.sample(n, devices.generator(self.seed if seed is None else seed, prior.device))
+        return self.method_.decode(z).cpu().numpy(), z.cpu().numpy()
 
     # ---- persistence -----------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -514,8 +526,10 @@ class DDVI(TransformerMixin, BaseEstimator):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> DDVI:
+    def load(cls, path: str | Path, device: str | None = None) -> DDVI:
         """Load a model saved by :meth:`save` or a training checkpoint; never unpickles code.
+        It goes to ``device`` (default: the device it was fitted for, or the CPU where this
+        machine lacks it).
 
         The configuration is read from the weights file's header, which is authoritative and
         covered by the file's checksum; it is validated (known fields and names, types, ranges)
@@ -545,7 +559,22 @@ class DDVI(TransformerMixin, BaseEstimator):
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"{file}: the weights do not fit the configuration in its "
                                   f"header ({first})") from err
-        model.method_.eval()
+        model.method_.to(model._load_device(device, file)).eval()
         model.history_ = meta.get("history", [])
         model.n_features_in_ = opts["n_features"]
         return model
+
+    def _load_device(self, device: str | None, file: Path) -> torch.device:
+        """Where a loaded model goes: ``device`` if given, else the stored one; a stored device
+        this machine lacks (a GPU model on a CPU-only machine) falls back to the CPU with a
+        warning."""
+        if device is not None:
+            self.device = device
+            return devices.resolve_device(device)
+        try:
+            return devices.resolve_device(self.device)
+        except ValueError as err:
+            warnings.warn(f"{file}: {err}; the model is loaded on the CPU", UserWarning,
+                          stacklevel=3)
+            self.device = "cpu"
+            return torch.device("cpu")

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ddvi.devices import generator, module_device
+
 __all__ = [
     "MMD_SIGMAS",
     "LATENT_NLL_BANDWIDTHS",
@@ -245,7 +247,7 @@ def recipe_samples(prior: Any, n: int, seed: int) -> np.ndarray:
     (reference notes 5.3): for ``pinwheel``, ``swiss_roll`` and ``square`` the recipe without the
     ``h * N(0, I)`` kernel noise that :mod:`ddvi.priors` adds to make their density exact.
     """
-    g = torch.Generator().manual_seed(int(seed))
+    g = generator(int(seed), getattr(prior, "device", "cpu"))
     z, _ = prior.sample(int(n), g, kernel_noise=False)
     return z.detach().cpu().double().numpy()
 
@@ -383,13 +385,14 @@ def elbo(method: Any, x: torch.Tensor, n_samples: int = 1, batch_size: int = 102
     x = _check_2d(x, "x", torch.float32)
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-    g = torch.Generator().manual_seed(seed)
+    device = module_device(method)
+    g = generator(seed, device)
     was_training = method.training
     method.eval()
     sums: dict[str, float] = {}
     for _ in range(n_samples):
         for batch in x.split(batch_size):
-            for k, v in method.elbo_terms(batch, g).items():
-                sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+            for k, v in method.elbo_terms(batch.to(device), g).items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach().cpu().double().sum())
     method.train(was_training)
     return {k: v / (n_samples * x.shape[0]) for k, v in sums.items()}

@@ -11,16 +11,18 @@ import numpy as np
 import torch
 
 from ddvi import metrics, plot
+from ddvi.devices import generator, module_device
 from ddvi.estimator import DDVI
 
 
 def posterior_draws(model: DDVI, X: Any, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
     """One seeded draw z ~ q(z|x) per row (the paper's protocol for latent metrics)."""
     data = model._prepare(X, model.options_.binarize)
-    g = torch.Generator().manual_seed(seed)
+    device = module_device(model.method_)
+    g = generator(seed, device)
     model.method_.eval()
     with torch.no_grad():
-        return torch.cat([model.method_.posterior.rsample(b, g)[0]
+        return torch.cat([model.method_.posterior.rsample(b.to(device), g)[0].cpu()
                           for b in data.split(batch_size)]).numpy()
 
 
@@ -96,10 +98,9 @@ def write_figures(model: DDVI, run_dir: str | Path, x: np.ndarray, y: np.ndarray
     run_dir = Path(run_dir)
     x, y = x[:max_points], (None if y is None else y[:max_points])
     z = posterior_draws(model, x, seed)
-    g = torch.Generator().manual_seed(seed)
-    prior_z, _ = model.method_.prior.sample(len(z), g)
+    prior_z, _ = model.method_.prior.sample(len(z), generator(seed, model.method_.prior.device))
     name = f"{model.method} / {model.prior} prior"
-    paths = [plot.plot_latents(z, labels=y, prior_samples=prior_z.numpy(),
+    paths = [plot.plot_latents(z, labels=y, prior_samples=prior_z.cpu().numpy(),
                                path=run_dir / "latents.png", title=name)]
     images, _ = model.sample(100, seed=seed)
     side = int(round(np.sqrt(images.shape[1])))

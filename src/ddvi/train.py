@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ddvi import devices
 from ddvi.checkpoint import (
     flatten_optimizer,
     load_checkpoint,
@@ -38,13 +40,18 @@ class Trainer:
     resume=True)`` continues from it, after ``check_resume(meta)`` (if given) has accepted the
     checkpoint's meta (it raises to refuse). NaN/inf is checked every ``check_every`` steps (one host
     sync) and stops training with :class:`NonFiniteLossError`.
+
+    ``device`` (a name for :func:`ddvi.devices.resolve_device`; default: where the method's
+    parameters are) receives the method, the data (once, at the start of :meth:`fit`) and the
+    random generator, so a step never copies between host and device.
     """
 
     def __init__(self, method: Method, *, epochs: int, batch_size: int = 128, lr: float = 1e-4,
                  seed: int = 0, run_dir: str | Path | None = None, checkpoint_every: int = 1,
                  verbose: bool = True, config: dict[str, Any] | None = None,
                  check_every: int = 50, labeled_batch_size: int = 0,
-                 check_resume: Callable[[dict[str, Any]], None] | None = None):
+                 check_resume: Callable[[dict[str, Any]], None] | None = None,
+                 device: str | torch.device | None = None):
         if epochs < 1 or batch_size < 1 or lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
         if labeled_batch_size < 0:
@@ -54,8 +61,11 @@ class Trainer:
         self.seed, self.verbose, self.config = seed, verbose, config or {}
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.checkpoint_every, self.check_every = checkpoint_every, check_every
+        self.device = devices.module_device(method) if device is None else \
+            devices.resolve_device(device)
+        method.to(self.device)
         self.optimizer = method.configure_optimizer(lr)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = devices.generator(seed, self.device)
         self.history: list[dict[str, float]] = []
         self.epoch = 0  # epochs completed
 
@@ -80,6 +90,7 @@ class Trainer:
             tensors |= {f"optim.{name}.{k}": v for k, v in opt_tensors.items()}
         tensors["rng.generator"] = self.generator.get_state()
         meta = {"config": self.config, "epoch": self.epoch, "history": self.history,
+                "rng_device": self.device.type,
                 "optimizer": opt_info, "trainer": {"epochs": self.epochs, "lr": self.lr,
                                                    "batch_size": self.batch_size, "seed": self.seed}}
         save_checkpoint(path, tensors, meta)
@@ -94,8 +105,14 @@ class Trainer:
             prefix = f"optim.{name}."
             optim = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
             unflatten_optimizer(opt, optim, meta["optimizer"][name])
-        self.generator.set_state(tensors["rng.generator"])
         self.epoch, self.history = meta["epoch"], meta["history"]
+        if meta.get("rng_device", "cpu") == self.device.type:
+            self.generator.set_state(tensors["rng.generator"])
+        else:  # another device type has another generator: a new stream, still seeded
+            self.generator = devices.generator(self.seed * 100_003 + self.epoch, self.device)
+            warnings.warn(f"resuming on {self.device.type}, not {meta['rng_device']} as the run "
+                          "started: the random stream from here differs from an uninterrupted run",
+                          UserWarning, stacklevel=3)
 
     # ---- loop -----------------------------------------------------------------------------
     def fit(self, x: Tensor, resume: bool = False, y: Tensor | None = None) -> list[dict[str, float]]:
@@ -109,6 +126,8 @@ class Trainer:
             remove_stale_temporaries(self.run_dir)  # left by a run killed while saving
         if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.restore(self.checkpoint_path)
+        x = x.to(self.device)
+        y = None if y is None else y.to(self.device)
         n = x.shape[0]
         per_epoch = math.ceil(n / self.batch_size)
         self.method.train()
@@ -129,7 +148,7 @@ class Trainer:
     def _run_epoch(self, x: Tensor, y: Tensor | None, per_epoch: int, bar: tqdm) -> None:
         start = time.perf_counter()
         ctx = StepContext(self.epoch, self.epochs, self.generator)
-        perm = torch.randperm(x.shape[0], generator=self.generator)
+        perm = torch.randperm(x.shape[0], generator=self.generator, device=self.device)
         extra, lb = self._labeled_stream(y, per_epoch), self.labeled_batch_size
         sums: dict[str, Tensor] = {}
         bar.set_description(f"epoch {self.epoch + 1}/{self.epochs}")
@@ -159,7 +178,8 @@ class Trainer:
         if labeled.numel() == 0:
             return None
         need = per_epoch * self.labeled_batch_size
-        copies = [labeled[torch.randperm(labeled.numel(), generator=self.generator)]
+        copies = [labeled[torch.randperm(labeled.numel(), generator=self.generator,
+                                         device=self.device)]
                   for _ in range(math.ceil(need / labeled.numel()))]
         return torch.cat(copies)[:need]
 

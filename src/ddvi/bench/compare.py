@@ -94,14 +94,15 @@ class FitSpec:
         model = DDVI(method=self.method, prior=self.prior, epochs=self.epochs, seed=self.seed,
                      **self.options)
         params = {k: v for k, v in model.get_params().items()
-                  if k not in ("verbose", "run_dir", "threads")}  # not what is fitted
+                  if k not in ("verbose", "run_dir", "threads", "device")}  # not what is fitted
         blob = json.dumps({**asdict(self), "params": params, "version": __version__},
                           sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run_fit(spec: FitSpec, data: tuple, cache: Path, verbose: bool = False) -> dict[str, Any]:
-    """Fit and evaluate one spec, or return its cached metrics."""
+def run_fit(spec: FitSpec, data: tuple, cache: Path, verbose: bool = False,
+            device: str = "auto") -> dict[str, Any]:
+    """Fit and evaluate one spec on ``device``, or return its cached metrics."""
     from ddvi.data import subset
     from ddvi.estimator import DDVI
     from ddvi.report import evaluate, write_json
@@ -113,7 +114,7 @@ def run_fit(spec: FitSpec, data: tuple, cache: Path, verbose: bool = False) -> d
     (x_train, y_train), (x_test, y_test) = data
     x_fit, y_fit = subset(x_train, y_train, spec.n_train, spec.seed)
     model = DDVI(method=spec.method, prior=spec.prior, epochs=spec.epochs, seed=spec.seed,
-                 verbose=verbose, run_dir=str(folder), **spec.options)
+                 verbose=verbose, run_dir=str(folder), device=device, **spec.options)
     start = time.perf_counter()
     y_semi = None
     if spec.n_labels is not None:
@@ -201,9 +202,10 @@ def compare(methods: Sequence[str], priors: Sequence[str], seeds: Sequence[int],
             out: str | Path, n_train: int | None = None, dataset: str = "mnist",
             data_dir: str | None = None, mmd_samples: int = 2000, verbose: bool = True,
             options: dict[str, dict[str, Any]] | None = None,
-            n_labels: int | None = None) -> dict[str, Any]:
-    """Run (or reuse) every fit of the grid; write ``tableN.md`` and ``tableN.json`` into ``out``
-    (Table 2, semi-supervised with ``n_labels`` class-balanced labels, when n_labels is given)."""
+            n_labels: int | None = None, device: str = "auto") -> dict[str, Any]:
+    """Run (or reuse) every fit of the grid on ``device``; write ``tableN.md`` and ``tableN.json``
+    into ``out`` (Table 2, semi-supervised with ``n_labels`` class-balanced labels, when n_labels
+    is given)."""
     from tqdm.auto import tqdm
 
     from ddvi.data import load_dataset
@@ -215,7 +217,7 @@ def compare(methods: Sequence[str], priors: Sequence[str], seeds: Sequence[int],
     layout = "table1" if n_labels is None else "table2"
     results = []
     for spec in tqdm(specs, desc="fits", disable=not verbose):
-        results.append(run_fit(spec, data, out / "fits"))
+        results.append(run_fit(spec, data, out / "fits", device=device))
     table = aggregate(results, LAYOUTS[layout][0])
     scale = f"{epochs} epochs on {n_train or 'all'} training images"
     if n_labels is not None:

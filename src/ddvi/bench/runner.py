@@ -141,10 +141,13 @@ def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
             yield client
         return
     # OMP_NUM_THREADS etc. only take effect if set before the worker process starts.
-    spawn_env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENV.items()}
+    env = dict(WORKER_ENV)
+    if "DDVI_BENCH_DEVICE" in os.environ:  # the device the caller chose (ddvi bench --device)
+        env["DDVI_BENCH_DEVICE"] = os.environ["DDVI_BENCH_DEVICE"]
+    spawn_env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}
     with dask.config.set(spawn_env), \
             LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                         dashboard_address=":0", env=dict(WORKER_ENV)) as cluster, \
+                         dashboard_address=":0", env=env) as cluster, \
             Client(cluster) as client:
         yield client
 

@@ -27,6 +27,25 @@ def _threads() -> int:
     return n
 
 
+def _device() -> str:
+    """The device a worker's fits use: ``DDVI_BENCH_DEVICE`` (default ``auto``). With several
+    GPUs and a plain ``auto``/``cuda``, Dask worker number i takes GPU i mod (number of GPUs), so
+    each local worker gets its own GPU."""
+    import torch
+
+    spec = os.environ.get("DDVI_BENCH_DEVICE", "auto").strip().lower()
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if spec in ("auto", "cuda") and count > 1:
+        try:
+            from distributed import get_worker
+
+            index = int(get_worker().name)
+        except (ImportError, ValueError, TypeError):  # not on a worker, or a named remote worker
+            index = 0
+        return f"cuda:{index % count}"
+    return spec
+
+
 @functools.lru_cache(maxsize=2)
 def _images(dataset: str, data_dir: str | None):
     from ddvi.data import load_dataset
@@ -56,7 +75,7 @@ def image_fit(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("n_test"):
         x_test, y_test = subset(x_test, y_test, config["n_test"], seed)
     model = DDVI(method=config["method"], prior=config["prior"], epochs=config["epochs"], seed=seed,
-                 verbose=False, threads=threads, **config.get("options", {}))
+                 verbose=False, threads=threads, device=_device(), **config.get("options", {}))
     y_semi = None
     if config.get("n_labels") is not None:
         from ddvi.tasks import select_labels
@@ -106,7 +125,7 @@ def genotype_fit(config: dict[str, Any]) -> dict[str, Any]:
         # the timed run continues from a checkpoint written once per chunk; the plain one keeps none
         model = genotype_model(config["method"], config.get("n_clusters", 20), config["epochs"], seed,
                                verbose=False, run_dir=tmp if marks else None,
-                               checkpoint_every=10**9, threads=threads,
+                               checkpoint_every=10**9, threads=threads, device=_device(),
                                **config.get("options", {}))
         trace = []
         start, scoring = time.perf_counter(), 0.0

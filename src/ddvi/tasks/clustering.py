@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ddvi.devices import module_device
 from ddvi.methods import build_method
 from ddvi.methods.base import Method, StepContext, linear_warmup
 from ddvi.methods.ddvi import DDVI, pretrain_shape, wake_sleep_step
@@ -133,9 +134,11 @@ def predict_clusters(method: Method, x: Tensor, batch_size: int = 1024) -> np.nd
     :func:`assign_clusters` on ``method.transform(x)``. Runs in eval mode, in batches."""
     was_training = method.training
     method.eval()
+    device = module_device(method)
     try:
         out = []
         for batch in x.split(batch_size):
+            batch = batch.to(device)
             if isinstance(method, ClusterVariable):
                 out.append(method.predict(batch))
             else:
