@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -117,3 +119,35 @@ def test_cuda_fit_transform_save_load_on_cpu(tmp_path) -> None:
     assert semi.predict_proba(X).shape == (256, 10)
     clusters = _model(device="cuda", n_clusters=3).fit_predict(X)
     assert clusters.shape == (256,)
+
+
+def test_bench_device_is_checked_and_passed_to_tasks(tmp_path, monkeypatch) -> None:
+    from ddvi.bench import tables, tasks
+
+    monkeypatch.delenv("DDVI_BENCH_DEVICE", raising=False)
+    assert tasks._device() == "auto"
+    monkeypatch.setenv("DDVI_BENCH_DEVICE", "cpu")
+    assert tasks._device() == "cpu"
+    monkeypatch.delenv("DDVI_BENCH_DEVICE")
+    with pytest.raises(ValueError, match="unknown device"):
+        tables.run_bench("table3", "smoke", tmp_path, device="gpu0", rows=["pca"])
+    seen = {}
+
+    def fake_grid(fn, configs, cache, **kw):
+        seen["device"] = tasks._device()
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr("ddvi.bench.runner.run_grid", fake_grid)
+    with pytest.raises(RuntimeError, match="stop"):
+        tables.run_bench("table3", "smoke", tmp_path, device="cpu", rows=["pca"])
+    assert seen["device"] == "cpu"
+    assert "DDVI_BENCH_DEVICE" not in os.environ  # restored after the run
+
+
+def test_mid_scale_uses_every_image() -> None:
+    from ddvi.bench.tables import table_configs
+
+    configs = table_configs("table1", "mid", rows=["aevb", "ddvi"], priors=["pinwheel"])
+    assert len(configs) == 2
+    assert all(c["n_train"] is None and c["n_test"] is None and c["epochs"] == 10
+               and c["mmd_samples"] == 10000 for c in configs)
