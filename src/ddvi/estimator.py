@@ -32,6 +32,7 @@ from ddvi.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ddvi.methods import PAPER_LR, Method, build_method
 from ddvi.metrics import elbo as elbo_metric
 from ddvi.posteriors.diffusion import DiffusionPosterior
+from ddvi.priors import PRIORS, Prior, SamplesPrior, get_prior, samples_path
 from ddvi.threads import configure_threads
 from ddvi.train import Trainer
 
@@ -97,6 +98,8 @@ def _plain(value: Any) -> Any:
         return value.item()
     if isinstance(value, (tuple, list, np.ndarray)):
         return [_plain(v) for v in value]
+    if isinstance(value, SamplesPrior):  # a prior given as an object: its samples are in the weights
+        return SamplesPrior.name
     return str(value) if isinstance(value, Path) else value
 
 
@@ -132,7 +135,8 @@ def _check_resume(meta: dict[str, Any], new: dict[str, Any], file: Path | None) 
                             "it cannot be resumed; start a new run in another folder")
     pairs = [(k, stored["params"].get(k), new["params"].get(k)) for k in new["params"]
              if k not in RESUMABLE]
-    pairs += [(k, options.get(k), new["options"][k]) for k in ("n_features", "task", "task_options")]
+    pairs += [(k, options.get(k), new["options"][k])
+              for k in ("n_features", "task", "task_options", "prior_samples")]
     for option, old, value in pairs:
         if old != value:
             raise ResumeMismatchError(
@@ -148,6 +152,43 @@ def _check_resume(meta: dict[str, Any], new: dict[str, Any], file: Path | None) 
             f"{value.get('rows')} rows, {value.get('labelled')} labelled, sha256 "
             f"{str(value.get('sha256'))[:12]}): resume with the same data and labels, or start a "
             "new run in another folder", "data", old, value)
+
+
+def _samples_prior(prior: Any) -> SamplesPrior | None:
+    """The SamplesPrior a ``prior`` parameter asks for: read from PATH for ``"samples:PATH"``, a
+    fresh copy of a SamplesPrior object (the caller's stays as it is); None for a named prior."""
+    if isinstance(prior, SamplesPrior):
+        if prior.part is not None:
+            raise ValueError(f"prior is part {prior.part} of a SamplesPrior: give a whole prior "
+                             "(Prior.from_samples of that part's samples)")
+        return SamplesPrior(prior.samples, prior.labels, prior.bandwidths, source=prior.source)
+    if isinstance(prior, Prior):
+        raise ValueError(f"prior must be a name ({', '.join(PRIORS)}), 'samples:FILE.npy' or a "
+                         f"SamplesPrior; a {type(prior).__name__} object cannot be saved with "
+                         "the model")
+    return None if samples_path(prior) is None else get_prior(prior)
+
+
+def _stored_samples_prior(tensors: dict[str, torch.Tensor], options: _Options,
+                          file: Path) -> SamplesPrior | None:
+    """The samples prior saved in a model's weights (never read from its original file), checked
+    against the header's ``options.prior_samples``; None for a model without one."""
+    spec = options.prior_samples
+    if spec is None:
+        return None
+    keys = [f"model.prior.{k}" for k in ("samples", "labels", "widths")]
+    missing = [k for k in keys if k not in tensors]
+    if missing:
+        raise CheckpointError(f"{file}: the weights lack the tensors of the samples prior in its "
+                              f"header ({', '.join(missing)})")
+    try:
+        prior = SamplesPrior(*(tensors[k] for k in keys), source=str(file))
+    except ValueError as err:
+        raise CheckpointError(f"the samples prior stored in {err}") from err
+    if prior.spec() != spec:
+        raise CheckpointError(f"{file}: the samples prior in the weights ({prior.spec()}) is not "
+                              f"the one in its header's options.prior_samples ({spec})")
+    return prior
 
 
 @functools.cache
@@ -222,6 +263,7 @@ class _Options:
     task: str = "unsupervised"
     task_options: dict[str, Any] = field(default_factory=dict)
     posterior_format: int = 1  # files written before the format was recorded hold format 1
+    prior_samples: dict[str, Any] | None = None  # a samples prior's spec(), checked on load
 
 
 class DDVI(TransformerMixin, BaseEstimator):
@@ -237,6 +279,11 @@ class DDVI(TransformerMixin, BaseEstimator):
     beta_t <= 0.5); it starts as AEVB's Gaussian posterior, so ``warmup_steps`` (pre-training the
     denoiser on prior samples) is off by default. ``binarize`` thresholds [0, 1] data at 0.5 for
     the Bernoulli likelihood, so the reported ELBO bounds a proper likelihood of the data.
+
+    ``prior``: gaussian | mixture | pinwheel | swiss_roll | square; ``"samples:FILE.npy"`` (or
+    ``.npz``) for a :class:`~ddvi.priors.SamplesPrior`, a kernel density around the file's samples
+    (read at fit time; a saved model holds the samples and never reads the file again); or a
+    SamplesPrior object, e.g. ``Prior.from_samples(array, labels)``.
 
     ``threads`` is the number of CPU threads a fit computes with: ``"auto"`` (default) uses the
     cores other processes leave free (so a busy neighbour does not stall training), an int fixes
@@ -256,7 +303,8 @@ class DDVI(TransformerMixin, BaseEstimator):
     Dirichlet prior; ``fit_predict``/``predict`` give cluster ids.
     """
 
-    def __init__(self, method: str = "ddvi", prior: str = "pinwheel", likelihood: str = "bernoulli",
+    def __init__(self, method: str = "ddvi", prior: str | SamplesPrior = "pinwheel",
+                 likelihood: str = "bernoulli",
                  latent_dim: int = 2, epochs: int = 10, batch_size: int = 128, lr: float | None = None,
                  hidden: tuple[int, ...] | None = None, sleep: str = "none", timesteps: int = 20,
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
@@ -297,9 +345,12 @@ class DDVI(TransformerMixin, BaseEstimator):
                 X = (X > 0.5).astype(np.float32)
         return torch.from_numpy(X)
 
-    def _build(self, n_features: int, task: str, task_options: dict[str, Any]) -> Method:
+    def _build(self, n_features: int, task: str, task_options: dict[str, Any],
+               prior: SamplesPrior | None = None) -> Method:
         opts = self.options_ if hasattr(self, "options_") else None
         build = dict(opts.build) if opts else {k: getattr(self, k) for k in _BUILD_KEYS}
+        if prior is not None:
+            build["prior"] = prior
         build["hidden"] = None if build.get("hidden") is None else tuple(build["hidden"])
         build.setdefault("arch", "mlp")  # models saved before the conv networks existed
         if build.get("sleep") is None:
@@ -394,15 +445,18 @@ class DDVI(TransformerMixin, BaseEstimator):
                             "n_data": int(data.shape[0])}
         else:
             task, task_options = "unsupervised", {}
-        self.method_ = self._build(data.shape[1], task, task_options)
+        prior = None if task == "clustering" else _samples_prior(self.prior)
+        self.method_ = self._build(data.shape[1], task, task_options, prior)
         self.method_.likelihood.check_data(data)
         self.method_.likelihood.init_from_data(data)
         if labels is not None and labels.max() >= self.method_.prior.n_partitions:
             raise ValueError(f"labels go up to {int(labels.max())} but the {self.prior!r} prior has "
                              f"{self.method_.prior.n_partitions} partitions (one per class)")
         build = {k: getattr(self, k) for k in _BUILD_KEYS}
+        build["prior"] = _plain(self.prior)
         self.options_ = _Options(self.method, data.shape[1], build, self.binarize, task, task_options,
-                                 POSTERIOR_FORMAT)
+                                 POSTERIOR_FORMAT,
+                                 prior_samples=None if prior is None else prior.spec())
         lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
         config = self._config()
         if self.run_dir is not None:  # lets a resume check that the data are the same
@@ -550,9 +604,12 @@ class DDVI(TransformerMixin, BaseEstimator):
         opts = config["options"]
         model.options_ = _Options(**opts)
         _check_posterior_format(model.options_, file, "refit the model")
+        prior = _stored_samples_prior(tensors, model.options_, file)
+        if prior is not None and model.prior == SamplesPrior.name:  # it was given as an object
+            model.prior = _samples_prior(prior)
         try:
             model.method_ = model._build(opts["n_features"], model.options_.task,
-                                         model.options_.task_options)
+                                         model.options_.task_options, prior)
             state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
             model.method_.load_state_dict(state)
         except (RuntimeError, ValueError, TypeError, KeyError) as err:

@@ -19,7 +19,7 @@ from ddvi.diffusion import SCHEDULES
 from ddvi.likelihoods import LIKELIHOODS
 from ddvi.methods import METHODS
 from ddvi.methods.ddvi import SLEEP_MODES
-from ddvi.priors import PRIORS
+from ddvi.priors import PRIORS, SamplesPrior, samples_path
 
 TASKS = ("unsupervised", "semi-supervised", "clustering")
 NAMES: dict[str, tuple[str, ...]] = {
@@ -33,7 +33,10 @@ _AT_LEAST = {"latent_dim": 1, "epochs": 1, "batch_size": 1, "timesteps": 1, "sle
              "warmup_steps": 0, "labeled_batch_size": 0, "n_features": 1, "n_data": 1,
              "posterior_format": 1}
 _OPTION_TYPES: dict[str, Any] = {"method": str, "n_features": int, "build": dict, "binarize": bool,
-                                 "task": str, "task_options": dict, "posterior_format": int}
+                                 "task": str, "task_options": dict, "posterior_format": int,
+                                 "prior_samples": dict | None}
+_PRIOR_SAMPLES_TYPES: dict[str, Any] = {"rows": int, "dim": int, "parts": int,
+                                        "bandwidths": tuple[float, ...], "sha256": str}
 _TASK_OPTION_TYPES: dict[str, dict[str, Any]] = {
     "unsupervised": {},
     "semi-supervised": {"alpha": float, "classifier_hidden": tuple[int, ...]},
@@ -66,7 +69,8 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> None:
     if not type_ok(value, hint):
         raise CheckpointError(f"{where}: config field {name} = {value!r} is not of type "
                               f"{getattr(hint, '__name__', hint)}")
-    if key in NAMES and value is not None and value not in NAMES[key]:
+    if key in NAMES and value is not None and value not in NAMES[key] and not (
+            key == "prior" and _is_samples_prior(value)):
         raise CheckpointError(f"{where}: config field {name} = {value!r} is not one of "
                               f"{NAMES[key]}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -105,7 +109,7 @@ def validate(config: Any, param_types: dict[str, Any], build_keys: tuple[str, ..
         raise CheckpointError(f"{where} holds no fitted-model configuration")
     _check_fields(config.get("params"), param_types, "params", where, required=False)
     options = config["options"]
-    optional = {"task", "task_options", "posterior_format"}  # absent from the oldest files
+    optional = {"task", "task_options", "posterior_format", "prior_samples"}  # absent from older files
     _check_fields({k: v for k, v in options.items() if k not in optional} if isinstance(
         options, dict) else options, {k: t for k, t in _OPTION_TYPES.items() if k not in optional},
         "options", where, required=True)
@@ -118,6 +122,25 @@ def validate(config: Any, param_types: dict[str, Any], build_keys: tuple[str, ..
         raise CheckpointError(f"{where}: config field options.task = {task!r} is not one of {TASKS}")
     _check_fields(options.get("task_options", {}), _TASK_OPTION_TYPES[task], "options.task_options",
                   where, required=True)
+    _check_prior_samples(options, where)
+
+
+def _is_samples_prior(value: Any) -> bool:
+    """A stored prior that is a SamplesPrior: ``"samples:PATH"`` (read from PATH when fitted) or
+    ``"samples"`` (given as an object); either way its tensors are in the weights."""
+    return value == SamplesPrior.name or samples_path(value) is not None
+
+
+def _check_prior_samples(options: dict[str, Any], where: str) -> None:
+    """options.prior_samples (a samples prior's rows, dim, parts, bandwidths and sha256): present
+    exactly when the model has a samples prior (clustering models ignore the prior)."""
+    spec, prior = options.get("prior_samples"), options["build"].get("prior")
+    task = options.get("task", "unsupervised")
+    if (spec is not None) != (task != "clustering" and _is_samples_prior(prior)):
+        raise CheckpointError(f"{where}: config field options.prior_samples must be given exactly "
+                              f"when the model has a samples prior (prior {prior!r}, task {task})")
+    if spec is not None:
+        _check_fields(spec, _PRIOR_SAMPLES_TYPES, "options.prior_samples", where, required=True)
 
 
 def first_difference(stored: Any, new: Any, prefix: str = "") -> tuple[str, Any, Any] | None:

@@ -20,7 +20,7 @@ from ddvi.posteriors.gaussian import GaussianPosterior
 from ddvi.posteriors.hierarchical import HierarchicalPosterior
 from ddvi.posteriors.iaf import IAFPosterior
 from ddvi.posteriors.pis import PISPosterior
-from ddvi.priors import get_prior
+from ddvi.priors import Prior, get_prior
 
 METHODS = ("aevb", "aevb-iaf", "aaeb", "h-aevb", "pis", "ddvi")
 
@@ -33,7 +33,7 @@ PAPER_LR = {"aaeb": 2e-4}
 _ELBO_BASELINES = {"aevb": AEVB, "aevb-iaf": AEVBIAF, "h-aevb": HAEVB, "pis": PIS}
 
 
-def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
+def build_method(method: str, n_features: int, *, prior: str | Prior = "pinwheel",
                  likelihood: str = "bernoulli", latent_dim: int = 2,
                  hidden: Sequence[int] | None = None, beta_reg: float | None = None,
                  prior_weight: float | None = None, sleep: str = "none", timesteps: int = 20,
@@ -55,7 +55,8 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
     DDVI's chain: ``timesteps`` T, ``schedule`` (linear | geometric | cosine) with end points ``beta_start``,
     ``beta_end`` (defaults in :func:`ddvi.diffusion.make_betas`; every beta_t <= 0.5), a denoiser of
     ``denoiser_layers`` x ``denoiser_hidden`` units and, with ``learn_variance``, learned step
-    variances.
+    variances. ``prior``: a name for :func:`ddvi.priors.get_prior` (with ``prior_options``), or a
+    :class:`ddvi.priors.Prior` used as it is (e.g. a :class:`ddvi.priors.SamplesPrior`).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -64,9 +65,12 @@ def build_method(method: str, n_features: int, *, prior: str = "pinwheel",
     encoder, make_decoder = architecture(arch, n_features)
     if hidden is None:
         hidden = CONV_HIDDEN if arch == "conv" else (1000, 1000)
-    p = get_prior(prior, **(prior_options or {}))
+    if isinstance(prior, Prior) and prior_options:
+        raise ValueError("prior_options apply to a prior given by name, not to a Prior instance")
+    p = prior if isinstance(prior, Prior) else get_prior(prior, **(prior_options or {}))
     if p.dim != latent_dim:
-        raise ValueError(f"prior {prior!r} is {p.dim}-dimensional but latent_dim={latent_dim}")
+        name = prior if isinstance(prior, str) else p.name
+        raise ValueError(f"prior {name!r} is {p.dim}-dimensional but latent_dim={latent_dim}")
     lik = get_likelihood(likelihood, n_features)
     decoder = make_decoder(latent_dim, hidden, n_features, dropout)
     if method == "aaeb":

@@ -1,7 +1,8 @@
 """Semi-supervised learning with a partitioned prior (paper section 4.1).
 
 Each class l of the data is tied to a part of the prior: p(z | l) = ``prior.partition(l)`` with
-p(l) uniform over equal-mass parts (mixture priors: the mixture weights), so that
+p(l) uniform over equal-mass parts (mixture priors: the mixture weights; samples priors: the
+class proportions of their labelled samples), so that
 sum_l p(l) p(z | l) = p(z) and the marginal p(x) = sum_l p(l) int p(x|z) p(z|l) dz is the
 unsupervised model's. A classifier q(l | x) is fitted alongside the posterior q(z | x), as in
 Kingma et al. (2014)'s M2 model and the paper's eq. (10):
@@ -38,7 +39,7 @@ from ddvi.methods.base import Method, StepContext, linear_warmup
 from ddvi.methods.ddvi import DDVI, wake_sleep_step
 from ddvi.nets import mlp
 from ddvi.posteriors.deterministic import DeterministicPosterior
-from ddvi.priors import MixturePrior, Prior
+from ddvi.priors import MixturePrior, Prior, SamplesPrior
 
 __all__ = ["DEFAULT_ALPHA", "SEMI_SUPERVISED_METHODS", "SemiSupervised", "SemiSupervisedAAEB",
            "build_semi_supervised", "select_labels"]
@@ -129,7 +130,7 @@ def _check_partitioned(prior: Prior) -> int:
     if k < 2:
         raise ValueError(f"semi-supervised learning needs a partitioned prior (one part per class): "
                          f"prior {prior.name!r} has {k} partition(s); use mixture, pinwheel, "
-                         "swiss_roll or square")
+                         "swiss_roll, square or a samples prior with labels")
     return k
 
 
@@ -150,8 +151,9 @@ class _PartitionedPrior:
         return self._parts
 
     def log_label_prior(self, like: Tensor) -> Tensor:
-        """log p(l), shape (K,): the mixture weights for a mixture prior, else uniform."""
-        if isinstance(self.prior, MixturePrior):
+        """log p(l), shape (K,): the mixture weights of a mixture prior, the class proportions of a
+        samples prior, else uniform."""
+        if isinstance(self.prior, (MixturePrior, SamplesPrior)):
             return self.prior.log_weights.to(device=like.device, dtype=like.dtype)
         return like.new_full((self.k,), -math.log(self.k))
 
