@@ -467,3 +467,26 @@ def test_semi_supervised_fit_uses_the_labelled_samples_prior(tmp_path):
     with pytest.raises(ValueError, match="labels go up to 3 but .* 3 partitions"):
         DDVI(method="aevb", prior=Prior.from_samples(x, y, BW2), classifier_hidden=(8,),
              **TINY).fit(X, np.r_[3, classes[1:]])
+
+
+def test_cli_fits_with_a_samples_prior_file_and_names_a_missing_one(tmp_path, monkeypatch, capsys):
+    from typer.testing import CliRunner
+
+    from ddvi.cli import app, main
+
+    np.save(tmp_path / "blobs.npy", _blobs(300, 2)[0])
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["fit", "--method", "aevb", "--prior",
+                                      f"samples:{tmp_path / 'blobs.npy'}", "--epochs", "1",
+                                      "--n-train", "64", "--no-evaluate", "-q", "--threads", "1",
+                                      "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "blobs.npy").unlink()
+    assert DDVI.load(run / "model").method_.prior.sha256 == Prior.from_samples(
+        _blobs(300, 2)[0]).sha256
+    monkeypatch.setattr("sys.argv", ["ddvi", "fit", "--prior", f"samples:{tmp_path / 'gone.npy'}",
+                                     "--n-train", "64", "--epochs", "1", "-q", "--out",
+                                     str(tmp_path / "r")])
+    with pytest.raises(SystemExit) as err:
+        main()
+    assert err.value.code == 2 and "gone.npy does not exist" in capsys.readouterr().err

@@ -24,13 +24,18 @@ app.add_typer(genotype_app, name="genotype")
 def _run_dir(out: Path | None, method: str, prior: str, dataset: str) -> Path:
     if out is not None:
         return out
+    if prior.startswith("samples:"):  # a prior given by a file: its name, not its path
+        prior = f"samples-{Path(prior[len('samples:'):]).stem}"
     return Path("runs") / f"{dataset}-{method}-{prior}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @app.command()
 def fit(
     method: str = typer.Option("ddvi", help="aevb | aevb-iaf | aaeb | h-aevb | pis | ddvi"),
-    prior: str = typer.Option("pinwheel", help="gaussian | mixture | pinwheel | swiss_roll | square"),
+    prior: str = typer.Option("pinwheel", help="gaussian | mixture | pinwheel | swiss_roll | square, "
+                                               "or samples:FILE for a prior given by samples (.npy "
+                                               "array (n, 2); .npz with samples and optional "
+                                               "labels, one part per class)"),
     dataset: str = typer.Option("mnist", help="mnist | fashion-mnist"),
     data_dir: Path | None = typer.Option(None, help="folder with the dataset's IDX files"),
     epochs: int = typer.Option(10, min=1),
