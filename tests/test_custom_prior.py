@@ -490,3 +490,18 @@ def test_cli_fits_with_a_samples_prior_file_and_names_a_missing_one(tmp_path, mo
     with pytest.raises(SystemExit) as err:
         main()
     assert err.value.code == 2 and "gone.npy does not exist" in capsys.readouterr().err
+
+
+def test_resume_needs_the_same_prior_samples(tmp_path):
+    from ddvi.estimator import ResumeMismatchError
+
+    file = tmp_path / "prior.npy"
+    np.save(file, _blobs(300, 2)[0])
+    X = _data()
+    params = dict(method="aevb", prior=f"samples:{file}", run_dir=str(tmp_path / "run"), **TINY)
+    DDVI(**params).fit(X)
+    resumed = DDVI(**{**params, "epochs": 2}).fit(X, resume=True)
+    assert len(resumed.history_) == 2
+    np.save(file, _blobs(300, 2, seed=1)[0])
+    with pytest.raises(ResumeMismatchError, match="prior_samples"):
+        DDVI(**{**params, "epochs": 3}).fit(X, resume=True)
