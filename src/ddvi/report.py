@@ -94,7 +94,11 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
 
 def write_figures(model: DDVI, run_dir: str | Path, x: np.ndarray, y: np.ndarray | None = None,
                   seed: int = 0, max_points: int = 10_000) -> list[Path]:
-    """latents.png (map by class beside prior samples), samples.png (decoded), history.png."""
+    """latents.png (map by class beside prior samples), samples.png (decoded), history.png, and
+    map.html (the same test latents, interactive: row index, label and cluster on hover; skipped
+    with a note when the ``maps`` extra is absent)."""
+    from ddvi.interactive import try_write_map_html
+
     run_dir = Path(run_dir)
     x, y = x[:max_points], (None if y is None else y[:max_points])
     z = posterior_draws(model, x, seed)
@@ -102,6 +106,12 @@ def write_figures(model: DDVI, run_dir: str | Path, x: np.ndarray, y: np.ndarray
     name = f"{model.method} / {model.prior} prior"
     paths = [plot.plot_latents(z, labels=y, prior_samples=prior_z.cpu().numpy(),
                                path=run_dir / "latents.png", title=name)]
+    groups = {} if y is None else {"label": y}
+    if model.options_.task == "clustering":
+        groups["cluster"] = model.predict(x)
+    html = try_write_map_html(run_dir / "map.html", z, groups=groups,
+                              title=f"{name}: test latents (one posterior draw per row)")
+    paths += [] if html is None else [html]
     images, _ = model.sample(100, seed=seed)
     side = int(round(np.sqrt(images.shape[1])))
     if side * side == images.shape[1]:

@@ -175,8 +175,11 @@ def fit_ancestry(data: GenotypeData, out: str | Path, *, method: str = "ddvi", n
                  epochs: int = 60, seed: int = 0, baselines: Sequence[str] = ("pca", "tsne", "umap"),
                  verbose: bool = True, **params: Any) -> dict[str, Any]:
     """Fit the map and write ``latent.tsv``, ``clusters.tsv``, ``metrics.json``, ``history.csv``,
-    ``model/`` (the model and the PCA) and the figures ``map.png`` and ``comparison.png``."""
+    ``model/`` (the model and the PCA), the figures ``map.png`` and ``comparison.png``, and
+    ``map.html`` (interactive: sample id, population, super-population and cluster on hover;
+    skipped with a note when the ``maps`` extra is absent)."""
     from ddvi.embeddings import embed_timed
+    from ddvi.interactive import try_write_map_html
     from ddvi.plot import plot_ancestry_comparison, plot_ancestry_map
 
     out = Path(out)
@@ -223,6 +226,11 @@ def fit_ancestry(data: GenotypeData, out: str | Path, *, method: str = "ddvi", n
                           title=f"{label} ancestry map", path=out / "map.png")
         plot_ancestry_comparison(maps, data.populations, data.super_populations,
                                  path=out / "comparison.png", note=note)
+    groups = {name: values for name, values in [("population", data.populations),
+                                                ("super_population", data.super_populations),
+                                                ("cluster", clusters)] if values is not None}
+    try_write_map_html(out / "map.html", z, row_ids=data.sample_ids, groups=groups,
+                       title=f"{label} ancestry map: {note}")
     return metrics
 
 
