@@ -31,6 +31,7 @@ def _run_dir(out: Path | None, method: str, prior: str, dataset: str) -> Path:
 
 @app.command()
 def fit(
+    ctx: typer.Context,
     method: str = typer.Option("ddvi", help="aevb | aevb-iaf | aaeb | h-aevb | pis | ddvi"),
     prior: str = typer.Option("pinwheel", help="gaussian | mixture | pinwheel | swiss_roll | square, "
                                                "or samples:FILE for a prior given by samples (.npy "
@@ -38,6 +39,28 @@ def fit(
                                                "labels, one part per class)"),
     dataset: str = typer.Option("mnist", help="mnist | fashion-mnist"),
     data_dir: Path | None = typer.Option(None, help="folder with the dataset's IDX files"),
+    data: Path | None = typer.Option(None, help="your own matrix instead of --dataset: rows x "
+                                               "numeric features in .csv/.tsv/.txt (header row), "
+                                               ".npy, .npz or .h5ad"),
+    label_column: str | None = typer.Option(None, help="--data: the labels (CSV column, .h5ad obs "
+                                                       "column, .npz array; default .npz: "
+                                                       "'labels'), for colours and metrics"),
+    id_column: str | None = typer.Option(None, help="--data: the row ids (default: a first "
+                                                    "column named id, cell, sample or nothing; "
+                                                    ".h5ad: obs_names; else row numbers)"),
+    array: str | None = typer.Option(None, help="--data .npz: the array holding the matrix"),
+    test_fraction: float = typer.Option(0.1, help="--data: seeded fraction of the rows held out "
+                                                  "for the metrics (0: metrics on the training "
+                                                  "rows)"),
+    likelihood: str = typer.Option("auto", help="auto | bernoulli | gaussian | gaussian-iso "
+                                                "(auto: bernoulli for images and 0/1 data or "
+                                                "with --binarize, else gaussian)"),
+    standardize: bool = typer.Option(False, help="scale every feature to mean 0, std 1 (kept in "
+                                                 "the model, applied again by `ddvi embed`)"),
+    binarize: bool | None = typer.Option(None, "--binarize/--no-binarize",
+                                         help="threshold values in [0, 1] at 0.5 for the "
+                                              "bernoulli likelihood (default: images yes, "
+                                              "--data no)"),
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(128, min=1),
     lr: float | None = typer.Option(None, help="Adam learning rate (default: the paper's)"),
@@ -75,9 +98,15 @@ def fit(
     mmd_samples: int = typer.Option(2000, help="samples per side for MMD"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Fit a model and write a run folder (model, history, metrics.json, figures).
+    """Fit a model and write a run folder (model, history, metrics.json, figures). With --data
+    (your own matrix) it also writes latent.tsv (every row: row_id, z1, z2, label, split),
+    map.png and map.html; `ddvi embed` places new rows on the map.
 
     Examples:
+
+      ddvi fit --data cells.csv --label-column type --standardize --epochs 20 --out runs/cells
+
+      ddvi fit --data pbmc.h5ad --label-column cell_type --prior gaussian --epochs 20 -o runs/pbmc
 
       ddvi fit --method ddvi --prior pinwheel --epochs 5 --out runs/ddvi-pinwheel
 
@@ -103,10 +132,36 @@ def fit(
         raise typer.BadParameter(f"--n-labels {n_labels} keeps no labels, and a semi-supervised fit "
                                  "needs at least one; leave --n-labels out for an unsupervised fit",
                                  param_hint="--n-labels")
-    (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
-    x_fit, y_fit = subset(x_train, y_train, n_train, seed)
+    table = test = None
+    if data is not None:
+        from ddvi.data.tables import load_table
+        from ddvi.tasks.tabular import choose_likelihood, label_codes, split_rows
+
+        _refuse_options(ctx, ("dataset", "data_dir", "n_train"), "do not apply with --data")
+        table = load_table(data, label_column=label_column, id_column=id_column, array=array)
+        binarize = bool(binarize)
+        likelihood, why = choose_likelihood(table.X, likelihood, binarize, standardize)
+        test = split_rows(len(table.X), test_fraction, seed)
+        if n_labels is not None and table.labels is None:
+            raise typer.BadParameter("--n-labels needs labels: name their column with "
+                                     "--label-column", param_hint="--n-labels")
+        codes, classes = (None, None) if table.labels is None else label_codes(table.labels)
+        x_fit, y_fit = table.X[~test], None if codes is None else codes[~test]
+        x_test, y_test = (table.X[test], None if codes is None else codes[test]) if test.any() \
+            else (x_fit, y_fit)
+        dataset = data.stem
+        typer.echo(table.source)
+    else:
+        _refuse_options(ctx, ("label_column", "id_column", "array", "test_fraction"),
+                        "apply only with --data")
+        likelihood, why = _image_likelihood(likelihood, binarize, standardize)
+        binarize = binarize is not False
+        (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
+        x_fit, y_fit = subset(x_train, y_train, n_train, seed)
+    typer.echo(f"likelihood: {likelihood} ({why})")
     run = _run_dir(out, method, prior, dataset)
-    model = DDVI(method=method, prior=prior, epochs=epochs, batch_size=batch_size, lr=lr,
+    model = DDVI(method=method, prior=prior, likelihood=likelihood, binarize=binarize,
+                 standardize=standardize, epochs=epochs, batch_size=batch_size, lr=lr,
                  sleep=sleep, timesteps=timesteps, schedule=schedule, beta_start=beta_start,
                  beta_end=beta_end, beta_reg=beta_reg,
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
@@ -119,7 +174,8 @@ def fit(
         y_semi = select_labels(y_fit, n_labels, seed=seed, balanced=balanced)
     start = time.perf_counter()
     try:
-        model.fit(x_fit, y_semi, resume=resume)
+        model.fit(x_fit, y_semi, resume=resume,
+                  feature_names=None if table is None else table.feature_names)
     except ResumeMismatchError as err:
         raise ValueError(_resume_message(run, err)) from err
     train_seconds = time.perf_counter() - start
@@ -128,16 +184,70 @@ def fit(
     typer.echo(f"trained {steps} steps at {steps / max(step_seconds, 1e-9):.1f} steps/s with "
                f"{n_threads} CPU thread(s) (--threads; a busy machine trains slower)")
     model.save(run / "model")
+    if table is not None:
+        from ddvi.tasks.tabular import write_latent_tsv, write_map_figures
+
+        z = model.transform(table.X)
+        typer.echo(f"wrote {write_latent_tsv(run / 'latent.tsv', table.row_ids, z, table.labels, test)}")
     if evaluate_after:
-        m = run_eval(model, x_test, y_test, x_fit, y_fit, mmd_samples=mmd_samples, seed=seed,
-                     dataset=dataset)
+        held_out = table is None or bool(test.any())
+        m = run_eval(model, x_test, y_test, x_fit if held_out else None, y_fit,
+                     mmd_samples=mmd_samples, seed=seed, dataset=dataset)
         m["train_seconds"] = train_seconds
         m["n_train"] = int(len(x_fit))
         m["n_labels"] = n_labels
+        if table is not None:
+            m.update(_table_metrics(table, test, test_fraction, likelihood, why, standardize,
+                                    classes))
         write_json(m, run / "metrics.json")
-        write_figures(model, run, x_test, y_test, seed=seed)
+        if table is None:
+            write_figures(model, run, x_test, y_test, seed=seed)
+        else:
+            _, note = write_map_figures(run, z, table.labels, table.row_ids, test,
+                                        model.history_, f"{method} / {prior} prior: {data.name}")
+            if note:
+                typer.echo(note)
         _print_metrics(m)
     typer.echo(f"run folder: {run}")
+
+
+def _refuse_options(ctx: typer.Context, names: tuple[str, ...], why: str) -> None:
+    """Refuse options given on the command line that have no meaning in this fit."""
+    given = [f"--{n.replace('_', '-')}" for n in names  # typer may vendor its own click
+             if getattr(ctx.get_parameter_source(n), "name", None) == "COMMANDLINE"]
+    if given:
+        raise typer.BadParameter(f"{', '.join(given)} {why}", param_hint=given[0])
+
+
+def _image_likelihood(likelihood: str, binarize: bool | None, standardize: bool) -> tuple[str, str]:
+    """The likelihood of an image fit and why: auto is bernoulli (gaussian with --standardize)."""
+    from ddvi.tasks.tabular import LIKELIHOOD_CHOICES
+
+    if likelihood not in LIKELIHOOD_CHOICES:
+        raise typer.BadParameter(f"unknown likelihood {likelihood!r}; choose one of "
+                                 f"{LIKELIHOOD_CHOICES}", param_hint="--likelihood")
+    if likelihood != "auto":
+        return likelihood, "as requested"
+    if standardize:
+        return "gaussian", "--standardize makes the pixels real-valued"
+    return "bernoulli", "images: pixels scaled to [0, 1]" + (", binarized at 0.5"
+                                                            if binarize is not False else "")
+
+
+def _table_metrics(table, test, test_fraction: float, likelihood: str, why: str,
+                   standardize: bool, classes: list[str] | None) -> dict:
+    """What metrics.json says about a --data fit: the data, the split, the likelihood, the
+    label codes the label-based metrics use."""
+    out = {"data": table.source, "n_held_out": int(test.sum()), "test_fraction": test_fraction,
+           "evaluated_on": "the held-out test rows" if test.any() else
+           "the training rows (--test-fraction 0: no held-out rows)",
+           "likelihood": likelihood, "likelihood_reason": why, "standardize": standardize}
+    if not test.any():
+        out["knn_accuracy"] = None
+        out["knn_protocol"] = "N/A: no held-out rows (--test-fraction 0)"
+    if classes is not None:
+        out["label_codes"] = {c: i for i, c in enumerate(classes)}
+    return out
 
 
 def _resume_message(run: Path, err: ResumeMismatchError) -> str:
@@ -147,7 +257,7 @@ def _resume_message(run: Path, err: ResumeMismatchError) -> str:
     flags = inspect.signature(fit).parameters
     if err.option == "data":
         what = ("the training data differ from the run's: give the same --dataset, --data-dir, "
-                "--n-train, --n-labels, --balanced and --seed")
+                "--n-train (or --data, --test-fraction), --n-labels, --balanced and --seed")
     elif err.option == "task":
         what = (f"the run's task is {err.stored}, not {err.new}: give the same --n-labels / "
                 "--n-clusters")
@@ -218,6 +328,42 @@ def plot(
     _, (x_test, y_test) = load_dataset(dataset, data_dir)
     for p in write_figures(model, run, x_test, y_test, seed=seed):
         typer.echo(f"wrote {p}")
+
+
+@app.command()
+def embed(
+    model: Path = typer.Option(..., help="model folder written by `ddvi fit --data` (RUN/model)"),
+    data: Path = typer.Option(..., help="the new rows: the fit's features in the same order "
+                                        "(.csv/.tsv/.txt, .npy, .npz, .h5ad)"),
+    label_column: str | None = typer.Option(None, help="labels of the new rows (CSV column, "
+                                                       ".h5ad obs column, .npz array)"),
+    id_column: str | None = typer.Option(None, help="row ids (default as for `ddvi fit --data`)"),
+    array: str | None = typer.Option(None, help=".npz: the array holding the matrix"),
+    out: Path = typer.Option(..., "--out", "-o", help="the latent.tsv to write"),
+) -> None:
+    """Place new rows on a fitted map (the model's standardization included) and write their
+    latents as a TSV: row_id, z1, z2 and label. Column names (CSV, .h5ad genes) must match
+    the fit's.
+
+    Examples:
+
+      ddvi embed --model runs/cells/model --data new_cells.csv --label-column type --out new.tsv
+
+      ddvi embed --model runs/pbmc/model --data pbmc_new.h5ad --label-column cell_type -o new.tsv
+    """
+    from ddvi.data.tables import check_feature_names, load_table
+    from ddvi.tasks.tabular import write_latent_tsv
+
+    fitted = _load(model)
+    table = load_table(data, label_column=label_column, id_column=id_column, array=array)
+    check_feature_names(table, fitted.options_.feature_names, fitted.options_.n_features)
+    try:
+        z = fitted.transform(table.X)
+    except ValueError as err:
+        raise ValueError(f"{data}: {err}") from err
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = write_latent_tsv(out, table.row_ids, z, table.labels)
+    typer.echo(f"placed {len(z)} rows of {data}; wrote {path}")
 
 
 def _csv(value: str, cast=str) -> list:
@@ -337,7 +483,7 @@ def _load(run: Path):
 def main() -> None:
     try:
         app()
-    except (ValueError, FileNotFoundError, RuntimeError, NotImplementedError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError, NotImplementedError, ImportError) as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
 

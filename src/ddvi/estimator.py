@@ -16,7 +16,7 @@ import json
 import types
 import typing
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,19 @@ def _fingerprint(data: torch.Tensor, labels: torch.Tensor | None) -> dict[str, A
         h.update(b"labels" + labels.contiguous().numpy().tobytes())
     return {"rows": int(data.shape[0]), "labelled": None if labels is None else
             int((labels >= 0).sum()), "sha256": h.hexdigest()}
+
+
+def _standardization(X: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-feature mean and standard deviation (ddof 0) of the training rows as float32 values
+    (exact in JSON); a constant feature gets std 1, so it becomes 0 everywhere."""
+    mean = X.mean(0, dtype=np.float64).astype(np.float32)
+    std = X.std(0, dtype=np.float64).astype(np.float32)
+    std[(X == X[0]).all(0) | (std == 0)] = 1.0
+    return mean.tolist(), std.tolist()
+
+
+def _standardize(X: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
+    return (X - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
 
 
 def _check_resume(meta: dict[str, Any], new: dict[str, Any], file: Path | None) -> None:
@@ -263,6 +276,9 @@ class _Options:
     task: str = "unsupervised"
     task_options: dict[str, Any] = field(default_factory=dict)
     posterior_format: int = 1  # files written before the format was recorded hold format 1
+    feature_names: list[str] | None = None  # fit(X, feature_names=...)
+    feature_mean: list[float] | None = None  # standardize=True: the training rows' statistics
+    feature_std: list[float] | None = None
     prior_samples: dict[str, Any] | None = None  # a samples prior's spec(), checked on load
 
 
@@ -279,6 +295,10 @@ class DDVI(TransformerMixin, BaseEstimator):
     beta_t <= 0.5); it starts as AEVB's Gaussian posterior, so ``warmup_steps`` (pre-training the
     denoiser on prior samples) is off by default. ``binarize`` thresholds [0, 1] data at 0.5 for
     the Bernoulli likelihood, so the reported ELBO bounds a proper likelihood of the data.
+    ``standardize`` scales each feature to mean 0 and standard deviation 1 over the training rows
+    (a constant feature keeps std 1); the means and stds are stored with the model (its JSON
+    options) and applied again by ``transform`` and every other method. It needs a Gaussian
+    likelihood (standardized features are not in [0, 1]).
 
     ``prior``: gaussian | mixture | pinwheel | swiss_roll | square; ``"samples:FILE.npy"`` (or
     ``.npz``) for a :class:`~ddvi.priors.SamplesPrior`, a kernel density around the file's samples
@@ -310,8 +330,9 @@ class DDVI(TransformerMixin, BaseEstimator):
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
                  denoiser_hidden: int = 128, prior_weight: float | None = None,
-                 warmup_steps: int = 0, dropout: float = 0.0, binarize: bool = True, seed: int = 0,
-                 verbose: bool = True, run_dir: str | None = None, checkpoint_every: int = 1,
+                 warmup_steps: int = 0, dropout: float = 0.0, binarize: bool = True,
+                 standardize: bool = False, seed: int = 0, verbose: bool = True,
+                 run_dir: str | None = None, checkpoint_every: int = 1,
                  alpha: float = 1000.0, labeled_batch_size: int = 32,
                  classifier_hidden: tuple[int, ...] = (1000,),
                  n_clusters: int | None = None, cluster_model: str = "mixture", arch: str = "mlp",
@@ -323,7 +344,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.beta_reg, self.beta_diff, self.sleep_steps = beta_reg, beta_diff, sleep_steps
         self.fantasy, self.context_dim, self.denoiser_hidden = fantasy, context_dim, denoiser_hidden
         self.prior_weight, self.warmup_steps, self.dropout = prior_weight, warmup_steps, dropout
-        self.binarize, self.seed, self.verbose = binarize, seed, verbose
+        self.binarize, self.standardize, self.seed, self.verbose = binarize, standardize, seed, verbose
         self.run_dir, self.checkpoint_every = run_dir, checkpoint_every
         self.alpha, self.classifier_hidden = alpha, classifier_hidden
         self.labeled_batch_size = labeled_batch_size
@@ -343,6 +364,9 @@ class DDVI(TransformerMixin, BaseEstimator):
                                  f"(got range [{X.min():.3g}, {X.max():.3g}])")
             if binarize:
                 X = (X > 0.5).astype(np.float32)
+        opts = getattr(self, "options_", None)
+        if opts is not None and opts.feature_mean is not None:
+            X = _standardize(X, opts.feature_mean, opts.feature_std)
         return torch.from_numpy(X)
 
     def _build(self, n_features: int, task: str, task_options: dict[str, Any],
@@ -404,7 +428,8 @@ class DDVI(TransformerMixin, BaseEstimator):
         return torch.from_numpy(y)
 
     # ---- fitting --------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None, resume: bool = False) -> DDVI:
+    def fit(self, X: Any, y: Any = None, resume: bool = False,
+            feature_names: Sequence[str] | None = None) -> DDVI:
         """Fit on X (n, d) or images (n, H, W[, C]). With ``y`` (class labels, -1 = unlabeled)
         the task is semi-supervised (with ``n_clusters`` set, ``y`` is ignored with a warning, as
         scikit-learn clusterers ignore it).
@@ -412,11 +437,14 @@ class DDVI(TransformerMixin, BaseEstimator):
         ``resume`` continues from ``run_dir``'s checkpoint (if there is one). The run must go on
         as it started: every parameter except those in ``RESUMABLE`` (e.g. ``epochs``), the task
         and the data must be the stored ones, else :class:`ResumeMismatchError` names the first
-        difference; a DDVI checkpoint of an older posterior format is refused."""
+        difference; a DDVI checkpoint of an older posterior format is refused.
+
+        ``feature_names`` (one per column of X) are stored with the model
+        (``options_.feature_names``) so that new data can be checked against them."""
         before = torch.get_num_threads()
         configure_threads(self.threads)
         try:
-            return self._fit(X, y, resume)
+            return self._fit(X, y, resume, feature_names)
         except BaseException:
             for attr in _FITTED:  # a failed fit leaves no half-fitted model behind
                 self.__dict__.pop(attr, None)
@@ -424,11 +452,23 @@ class DDVI(TransformerMixin, BaseEstimator):
         finally:
             torch.set_num_threads(before)
 
-    def _fit(self, X: Any, y: Any, resume: bool) -> DDVI:
+    def _fit(self, X: Any, y: Any, resume: bool, feature_names: Sequence[str] | None) -> DDVI:
         for attr in _FITTED:
             self.__dict__.pop(attr, None)
         device = devices.resolve_device(self.device)
+        if self.standardize and self.likelihood == "bernoulli":
+            raise ValueError("standardize=True makes the features real-valued (mean 0, std 1), "
+                             "which the bernoulli likelihood cannot model: use "
+                             "likelihood='gaussian' or 'gaussian-iso', or standardize=False")
         data = self._prepare(X, self.binarize)
+        names = None if feature_names is None else [str(n) for n in feature_names]
+        if names is not None and len(names) != data.shape[1]:
+            raise ValueError(f"feature_names has {len(names)} names, but X has {data.shape[1]} "
+                             "features")
+        mean = std = None
+        if self.standardize:
+            mean, std = _standardization(data.numpy())
+            data = torch.from_numpy(_standardize(data.numpy(), mean, std))
         if y is not None and self.n_clusters is not None:
             warnings.warn("y is ignored: n_clusters is set, so the task is clustering "
                           "(semi-supervised fits need n_clusters=None)", UserWarning, stacklevel=2)
@@ -455,7 +495,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         build = {k: getattr(self, k) for k in _BUILD_KEYS}
         build["prior"] = _plain(self.prior)
         self.options_ = _Options(self.method, data.shape[1], build, self.binarize, task, task_options,
-                                 POSTERIOR_FORMAT,
+                                 POSTERIOR_FORMAT, names, mean, std,
                                  prior_samples=None if prior is None else prior.spec())
         lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
         config = self._config()

@@ -64,12 +64,12 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
         "posterior draws (the prior scored against itself; same scored samples)")
     n = min(mmd_samples, len(x_test))
     fake, _ = model.sample(n, seed=seed + 2)
-    real = np.asarray(x_test, dtype=np.float32).reshape(len(x_test), -1)[:n]
-    if real.max() > 1:
-        real = real / 255.0
+    real = model._prepare(x_test[:n], False).numpy()  # as the model sees them, not binarized
     out["mmd"] = metrics.mmd(fake, real)
+    space = ("in [0, 1]" if model.likelihood == "bernoulli" else "standardized as the model does"
+             if model.options_.feature_mean is not None else "as given")
     out["mmd_protocol"] = (f"paper kernel sum_s exp(-d^2/(2s)), s in (2,5,10,20,40,80), biased, "
-                           f"{n} decoded prior samples (means) vs {n} test examples in [0, 1]")
+                           f"{n} decoded prior samples (means) vs {n} test examples {space}")
     if x_train is not None and y_train is not None and y_test is not None:
         z_train = posterior_draws(model, x_train, seed + 3)
         out["knn_accuracy"] = metrics.knn_accuracy(z_train, y_train, z_test, y_test, k=20)

@@ -34,6 +34,9 @@ _AT_LEAST = {"latent_dim": 1, "epochs": 1, "batch_size": 1, "timesteps": 1, "sle
              "posterior_format": 1}
 _OPTION_TYPES: dict[str, Any] = {"method": str, "n_features": int, "build": dict, "binarize": bool,
                                  "task": str, "task_options": dict, "posterior_format": int,
+                                 "feature_names": tuple[str, ...] | None,
+                                 "feature_mean": tuple[float, ...] | None,
+                                 "feature_std": tuple[float, ...] | None,
                                  "prior_samples": dict | None}
 _PRIOR_SAMPLES_TYPES: dict[str, Any] = {"rows": int, "dim": int, "parts": int,
                                         "bandwidths": tuple[float, ...], "sha256": str}
@@ -109,7 +112,8 @@ def validate(config: Any, param_types: dict[str, Any], build_keys: tuple[str, ..
         raise CheckpointError(f"{where} holds no fitted-model configuration")
     _check_fields(config.get("params"), param_types, "params", where, required=False)
     options = config["options"]
-    optional = {"task", "task_options", "posterior_format", "prior_samples"}  # absent from older files
+    optional = {"task", "task_options", "posterior_format", "feature_names", "feature_mean",
+                "feature_std", "prior_samples"}  # absent from older files
     _check_fields({k: v for k, v in options.items() if k not in optional} if isinstance(
         options, dict) else options, {k: t for k, t in _OPTION_TYPES.items() if k not in optional},
         "options", where, required=True)
@@ -122,6 +126,7 @@ def validate(config: Any, param_types: dict[str, Any], build_keys: tuple[str, ..
         raise CheckpointError(f"{where}: config field options.task = {task!r} is not one of {TASKS}")
     _check_fields(options.get("task_options", {}), _TASK_OPTION_TYPES[task], "options.task_options",
                   where, required=True)
+    _check_features(config, where)
     _check_prior_samples(options, where)
 
 
@@ -141,6 +146,27 @@ def _check_prior_samples(options: dict[str, Any], where: str) -> None:
                               f"when the model has a samples prior (prior {prior!r}, task {task})")
     if spec is not None:
         _check_fields(spec, _PRIOR_SAMPLES_TYPES, "options.prior_samples", where, required=True)
+
+
+def _check_features(config: dict[str, Any], where: str) -> None:
+    """Feature names and standardization statistics: one per feature; means and stds finite,
+    stds > 0, present exactly when the model standardizes."""
+    options = config["options"]
+    for key in ("feature_names", "feature_mean", "feature_std"):
+        values = options.get(key)
+        if values is not None and len(values) != options["n_features"]:
+            raise CheckpointError(f"{where}: config field options.{key} has {len(values)} "
+                                  f"entries, not one per feature ({options['n_features']})")
+    mean, std = options.get("feature_mean"), options.get("feature_std")
+    standardize = config["params"].get("standardize", False)
+    if (mean is None) != (std is None) or (mean is not None) != standardize:
+        raise CheckpointError(f"{where}: config fields options.feature_mean and feature_std must "
+                              f"be given exactly when params.standardize is true (it is "
+                              f"{standardize})")
+    if mean is not None and not all(math.isfinite(v) for v in mean + std) or \
+            std is not None and min(std) <= 0:
+        raise CheckpointError(f"{where}: config fields options.feature_mean and feature_std must "
+                              "be finite, with every std > 0")
 
 
 def first_difference(stored: Any, new: Any, prefix: str = "") -> tuple[str, Any, Any] | None:
