@@ -8,7 +8,8 @@ seeds beside the paper's numbers, plus a figure of the latent maps.
 Scales: ``paper`` uses the paper's settings (appendix H, reference notes section 7); ``cpu`` is
 sized for a 2-core CPU in well under an hour per table, but its few hundred steps per fit leave
 every model near posterior collapse; ``mid`` trains on all images for 10 epochs (~2 h per MNIST
-table with two workers on 2 cores); ``smoke`` checks the whole pipeline in about a minute. The reductions are listed in :data:`SCALES` and printed in every table.
+table with two workers on 2 cores); ``smoke`` checks the whole pipeline in about a minute.
+The reductions are listed in :data:`SCALES` and printed in every table.
 """
 
 from __future__ import annotations
