@@ -54,9 +54,9 @@ def test_fit_semi_supervised_and_clustering(tmp_path, extra, key):
     run = tmp_path / "run"
     result = runner.invoke(app, ["fit", "--method", "aevb", "--epochs", "1", "--n-train", "512",
                                  "--out", str(run), "-q", "--mmd-samples", "100", "--threads",
-                                 "1", *extra])
+                                 "1", "--device", "cpu", *extra])
     assert result.exit_code == 0, result.output
-    assert "steps/s with 1 CPU thread(s)" in result.output
+    assert "steps/s on cpu with 1 CPU thread(s)" in result.output
     m = json.loads((run / "metrics.json").read_text())
     assert key in m
 
@@ -115,3 +115,17 @@ def test_resume_with_changed_options_is_refused_naming_the_option(tmp_path, monk
 def test_fit_help_lists_what_may_change_on_resume():
     result = runner.invoke(app, ["fit", "--help"])
     assert "only --epochs" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("command", [["fit"], ["compare"], ["bench", "table1"]])
+def test_device_the_machine_lacks_is_refused_before_any_work(command, tmp_path):
+    import torch
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    result = runner.invoke(app, [*command, "--device", "cuda:7", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "--device" in result.output
+    assert "devices here: cpu" in result.output
+    assert not (tmp_path / "r").exists()
+    result = runner.invoke(app, [*command, "--device", "tpu", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "unknown device 'tpu'" in result.output

@@ -12,6 +12,7 @@ import typer
 
 from ddvi.cli_genotype import app as genotype_app
 from ddvi.data import load_dataset, subset
+from ddvi.devices import DEVICE_HELP
 
 if TYPE_CHECKING:
     from ddvi.estimator import ResumeMismatchError
@@ -87,10 +88,12 @@ def fit(
     seed: int = typer.Option(0),
     threads: str = typer.Option("auto", help="CPU threads: auto (the cores other processes leave "
                                              "free) or a number from 1 to the core count"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),
     resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint; give "
                                             "the options of the original fit again: only "
-                                            "--epochs, --threads, --quiet, --evaluate/--no-evaluate "
+                                            "--epochs, --threads, --device, --quiet, "
+                                            "--evaluate/--no-evaluate "
                                             "and --mmd-samples may differ (anything else is "
                                             "refused)"),
     evaluate_after: bool = typer.Option(True, "--evaluate/--no-evaluate",
@@ -127,6 +130,7 @@ def fit(
         n_threads = resolve_threads(threads)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--threads") from err
+    where = _device(device)
 
     if n_labels is not None and n_labels < 1:
         raise typer.BadParameter(f"--n-labels {n_labels} keeps no labels, and a semi-supervised fit "
@@ -166,7 +170,8 @@ def fit(
                  beta_end=beta_end, beta_reg=beta_reg,
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
                  run_dir=str(run), alpha=alpha, labeled_batch_size=labeled_batch_size,
-                 n_clusters=n_clusters, cluster_model=cluster_model, threads=n_threads)
+                 n_clusters=n_clusters, cluster_model=cluster_model, threads=n_threads,
+                 device=device)
     y_semi = None
     if n_labels is not None:
         from ddvi.tasks import select_labels
@@ -181,8 +186,8 @@ def fit(
     train_seconds = time.perf_counter() - start
     steps = len(model.history_) * math.ceil(len(x_fit) / batch_size)
     step_seconds = sum(row["seconds"] for row in model.history_)
-    typer.echo(f"trained {steps} steps at {steps / max(step_seconds, 1e-9):.1f} steps/s with "
-               f"{n_threads} CPU thread(s) (--threads; a busy machine trains slower)")
+    typer.echo(f"trained {steps} steps at {steps / max(step_seconds, 1e-9):.1f} steps/s on {where} "
+               f"with {n_threads} CPU thread(s) (--device, --threads; a busy machine trains slower)")
     model.save(run / "model")
     if table is not None:
         from ddvi.tasks.tabular import write_latent_tsv, write_map_figures
@@ -385,6 +390,7 @@ def compare(
     mmd_samples: int = typer.Option(2000, help="samples per side for MMD (paper: 10 000)"),
     n_labels: int | None = typer.Option(None, help="semi-supervised with this many class-balanced "
                                               "labels: the Table 2 layout (paper: 1000)"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     out: Path = typer.Option(Path("runs/compare"), "--out", "-o"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -408,7 +414,8 @@ def compare(
     unknown = [m for m in method_list if m not in METHODS]
     if unknown:
         raise typer.BadParameter(f"unknown methods {unknown}; choose from {METHODS}")
-    result = run_compare(method_list, _csv(priors), _csv(seeds, int), epochs, out,
+    _device(device)
+    result = run_compare(method_list, _csv(priors), _csv(seeds, int), epochs, out, device=device,
                          n_train=n_train, dataset=dataset, data_dir=data_dir,
                          mmd_samples=mmd_samples, verbose=not quiet, n_labels=n_labels)
     typer.echo(result["markdown"])
@@ -432,6 +439,8 @@ def bench(
                                                "process, one fit after another)"),
     scheduler: str | None = typer.Option(None, help="address of a running dask.distributed "
                                                     "scheduler, e.g. tcp://10.0.0.5:8786"),
+    device: str | None = typer.Option(None, help=f"{DEVICE_HELP} (default: $DDVI_BENCH_DEVICE, "
+                                                 "else auto; local workers get one GPU each)"),
     out: Path = typer.Option(Path("runs/bench"), "--out", "-o"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -450,17 +459,34 @@ def bench(
       ddvi bench table7 --scale cpu --data-dir ~/data/cifar-10-batches-py
 
       ddvi bench table1 --scale paper --scheduler tcp://scheduler:8786
+
+      ddvi bench table1 --scale paper --device cuda --priors pinwheel --seeds 0
     """
     from ddvi.bench.tables import run_bench
 
+    if device is not None:
+        _device(device)
     result = run_bench(table, scale, out, None if seeds is None else _csv(seeds, int),
                        scheduler=scheduler, workers=workers, progress=not quiet,
                        rows=None if rows is None else _csv(rows), priors=_csv(priors),
                        dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
-                       cohort=cohort)
+                       cohort=cohort, device=device)
     typer.echo(result["markdown"])
     typer.echo(f"wrote {out / (table + '.md')}, {out / (table + '.json')}"
                + (f" and {result['figure']}" if result["figure"] else ""))
+
+
+def _device(spec: str) -> str:
+    """Where ``--device`` computes, in words (e.g. ``cpu (auto: no GPU found)``); BadParameter
+    naming the devices there are when the machine lacks it."""
+    from ddvi.devices import resolve_device
+
+    try:
+        device = resolve_device(spec)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--device") from err
+    auto = spec.strip().lower() == "auto"
+    return f"{device} (auto: no GPU found)" if auto and device.type == "cpu" else str(device)
 
 
 def _load(run: Path):

@@ -21,6 +21,12 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def available_devices() -> list[str]:
+    """The device names this machine offers, e.g. ``['cpu']`` or ``['cpu', 'cuda:0', 'cuda:1']``."""
+    names = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return names + ["mps"] if _mps_available() else names
+
+
 def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     """The torch device named by ``spec`` (None means ``auto``), checked to exist on this machine.
 
@@ -39,15 +45,18 @@ def resolve_device(spec: str | torch.device | None = "auto") -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {spec!r}: CUDA is not available on this machine (this torch "
-                             f"is {torch.__version__}); use the CPU (cpu) or auto")
+                             f"is {torch.__version__}); devices here: "
+                             f"{', '.join(available_devices())} (or auto)")
         index = torch.cuda.current_device() if device.index is None else device.index
         if index >= torch.cuda.device_count():
             raise ValueError(f"device {spec!r}: this machine has {torch.cuda.device_count()} "
-                             f"visible GPU(s), numbered from 0")
+                             f"visible GPU(s), numbered from 0; devices here: "
+                             f"{', '.join(available_devices())}")
         return torch.device("cuda", index)
     if device.type == "mps":
         if not _mps_available():
-            raise ValueError(f"device {spec!r}: Apple's MPS is not available on this machine")
+            raise ValueError(f"device {spec!r}: Apple's MPS is not available on this machine; "
+                             f"devices here: {', '.join(available_devices())} (or auto)")
         return torch.device("mps")
     raise ValueError(f"unsupported device {spec!r}; use {DEVICE_HELP}")
 
