@@ -211,3 +211,61 @@ def test_aaeb_map_has_no_elbo_but_scores(cohort_files, monkeypatch):
                               "options": {"hidden": (16,)}})
     assert out["elbo"] is None
     assert 0.0 <= out["scores"]["gmm20"]["population"]["nmi"] <= 1.0
+
+
+def test_split_samples_is_seeded_disjoint_and_stratified():
+    from ddvi.tasks.ancestry import split_samples
+
+    strata = np.repeat(np.array(list("abcde")), 10)
+    fit, held = split_samples(50, 0.2, seed=3, strata=strata)
+    assert len(held) == 10 and len(fit) == 40 and not set(fit) & set(held)
+    assert sorted([*fit, *held]) == list(range(50))
+    assert sorted(strata[held]) == list("aabbccddee")  # two of each population
+    again, _ = split_samples(50, 0.2, seed=3, strata=strata)
+    other, _ = split_samples(50, 0.2, seed=4, strata=strata)
+    assert np.array_equal(fit, again) and not np.array_equal(fit, other)
+    # a population with one sample cannot be stratified: a plain seeded split instead
+    fit1, held1 = split_samples(11, 0.3, seed=0, strata=np.array(list("aaaaabbbbbc")))
+    assert len(held1) == 4 and len(fit1) == 7
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="strictly between 0 and 1"):
+            split_samples(50, bad)
+    with pytest.raises(ValueError, match="leaves 1 to fit"):
+        split_samples(3, 0.5)
+
+
+def test_held_out_samples_stay_out_of_the_pca(cohort_files):
+    from ddvi.data.genotype_pca import GenotypePCA
+    from ddvi.data.genotypes import SampleSubset
+
+    cohort, vcf, labels = cohort_files
+    data = prepare_genotypes(VCFSource(vcf), labels, n_components=8, held_out=0.2, seed=1)
+    held = data.held_out
+    assert held is not None and held.features.shape == (len(held.sample_ids), 8)
+    assert not set(held.sample_ids) & set(data.sample_ids)
+    assert len(held.sample_ids) + len(data.sample_ids) == cohort.n_samples
+    assert any(note.startswith("held out:") for note in data.notes)
+    fit_index = [cohort.sample_ids.index(s) for s in data.sample_ids]
+    alone = GenotypePCA(n_components=8).fit_transform(SampleSubset(VCFSource(vcf), fit_index))
+    assert np.allclose(np.abs(alone), np.abs(data.features), atol=1e-4)  # PCs up to sign
+    want_pops = dict(zip(cohort.sample_ids, cohort.populations))
+    assert list(held.populations) == [want_pops[s] for s in held.sample_ids]
+    assert np.allclose(held.features, data.pca.transform(VCFSource(vcf, samples=held.sample_ids)),
+                       atol=1e-5)
+
+
+def test_sample_subset_reorders_and_validates():
+    from ddvi.data.genotypes import ArraySource, SampleSubset
+
+    src = ArraySource(np.array([[0, 1, 2], [2, 2, 0], [1, 0, -1]]), ["a", "b", "c"])
+    sub = SampleSubset(src, [2, 0])
+    assert sub.sample_ids == ["c", "a"]
+    chunks = list(sub.chunks(chunk_size=2))
+    assert [c.snp_ids for c in chunks] == [["snp0", "snp1"], ["snp2"]]
+    assert np.array_equal(np.hstack([c.dosages for c in chunks]),
+                          np.array([[1, 0, np.nan], [0, 1, 2]], np.float32), equal_nan=True)
+    for bad in ([], [3], [-1]):
+        with pytest.raises(ValueError):
+            SampleSubset(src, bad)
+    with pytest.raises(ValueError, match="unique|duplicate"):
+        SampleSubset(src, [0, 0])

@@ -159,3 +159,43 @@ def test_vcf_line_with_extra_genotype_columns_exits_2(files, tmp_path, monkeypat
     assert code == 2, cap
     assert "extra.vcf" in cap.err and f"line {i + 1}" in cap.err and "data record 8" in cap.err
     assert not (out / "latent.tsv").exists() and not (out / "metrics.json").exists()
+
+
+def test_held_out_samples_are_projected_like_embed_and_scored(files, tmp_path):
+    cohort, vcf, labels = files
+    out = tmp_path / "held"
+    result = runner.invoke(app, ["genotype", "fit", "--vcf", str(vcf), "--labels", str(labels),
+                                 "--out", str(out), "--epochs", "1", "--baselines", "",
+                                 "--n-components", "10", "--held-out", "0.25", "-q"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"DDVI, held out: GMM-20 vs populations purity=[01]\.\d{3}", result.output)
+    m = json.loads((out / "metrics.json").read_text())
+    _, fit_rows = read_latent(out / "latent.tsv")
+    _, held_rows = read_latent(out / "held_out_latent.tsv")
+    fit_ids, held_ids = [r[0] for r in fit_rows], [r[0] for r in held_rows]
+    assert not set(fit_ids) & set(held_ids)
+    assert sorted(fit_ids + held_ids) == sorted(cohort.sample_ids)
+    assert len(held_ids) == m["held_out"]["n_samples"] == int(np.ceil(0.25 * cohort.n_samples))
+    assert m["n_samples"] == len(fit_ids)
+    assert np.isfinite(m["held_out"]["elbo"]) and "held_out" in m["protocols"]
+    nmi = m["held_out"]["scores"]["DDVI"]["gmm20"]["population"]["nmi"]
+    assert 0.0 <= nmi <= 1.0
+    # the held-out map is what `ddvi genotype embed` gives for those samples
+    new = tmp_path / "new"
+    result = runner.invoke(app, ["genotype", "embed", "--model", str(out / "model"), "--vcf", str(vcf),
+                                 "--out", str(new)])
+    assert result.exit_code == 0, result.output
+    _, rows = read_latent(new / "latent.tsv")
+    by_id = {r[0]: r for r in rows}
+    z = np.array([[float(r[1]), float(r[2])] for r in held_rows])
+    z_embed = np.array([[float(by_id[i][1]), float(by_id[i][2])] for i in held_ids])
+    assert np.allclose(z, z_embed, atol=1e-4, rtol=1e-5)
+    assert [r[3] for r in held_rows] == [by_id[i][3] for i in held_ids]
+
+
+def test_held_out_fraction_out_of_range_is_a_usage_error(files, tmp_path):
+    _, vcf, labels = files
+    result = runner.invoke(app, ["genotype", "fit", "--vcf", str(vcf), "--labels", str(labels),
+                                 "--out", str(tmp_path / "x"), "--held-out", "1.5", "-q"])
+    assert result.exit_code == 2 and "--held-out" in result.output
+    assert not (tmp_path / "x" / "metrics.json").exists()

@@ -18,7 +18,7 @@ import math
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +27,7 @@ import numpy as np
 __all__ = [
     "FLAG_MULTIALLELIC", "FLAG_NON_DIPLOID", "FLAG_NON_SNP", "FLAG_OK", "ArraySource",
     "GenotypeChunk", "GenotypeSource", "Labels", "PlinkSource", "QCChunk", "QCConfig", "QCReport",
-    "VCFSource", "as_source", "open_genotypes", "qc_chunks", "qc_stream", "read_labels",
+    "SampleSubset", "VCFSource", "as_source", "open_genotypes", "qc_chunks", "qc_stream", "read_labels",
 ]
 
 FLAG_OK, FLAG_MULTIALLELIC, FLAG_NON_SNP, FLAG_NON_DIPLOID = 0, 1, 2, 3
@@ -138,6 +138,36 @@ class ArraySource(GenotypeSource):
             yield GenotypeChunk(self._x[:, s].copy(), self.snp_ids[s], self.flags[s].copy(),
                                 None if self.ref is None else self.ref[s],
                                 None if self.alt is None else self.alt[s])
+
+
+class SampleSubset(GenotypeSource):
+    """The samples ``index`` (in that order) of another source, e.g. a held-out split.
+
+    Example:
+        >>> src = ArraySource(np.array([[0, 1], [2, 2], [1, 0]]), ["a", "b", "c"])
+        >>> sub = SampleSubset(src, [2, 0])
+        >>> sub.sample_ids, next(sub.chunks()).dosages.tolist()
+        (['c', 'a'], [[1.0, 0.0], [0.0, 1.0]])
+    """
+
+    def __init__(self, source: GenotypeSource, index: Sequence[int] | np.ndarray):
+        idx = np.asarray(index, dtype=np.int64)
+        if idx.ndim != 1 or idx.size == 0:
+            raise ValueError("a sample subset needs a non-empty 1-D index")
+        if idx.min() < 0 or idx.max() >= source.n_samples:
+            raise ValueError(f"sample index out of range for {source.n_samples} samples")
+        self.source, self.index = source, idx
+        ids = source.sample_ids
+        self._ids = [ids[i] for i in idx]
+        _check_unique(self._ids, "sample subset")
+
+    @property
+    def sample_ids(self) -> list[str]:
+        return self._ids
+
+    def chunks(self, chunk_size: int = 4096) -> Iterator[GenotypeChunk]:
+        for chunk in self.source.chunks(chunk_size):
+            yield replace(chunk, dosages=chunk.dosages[self.index])
 
 
 def as_source(x: GenotypeSource | np.ndarray) -> GenotypeSource:

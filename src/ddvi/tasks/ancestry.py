@@ -26,15 +26,33 @@ import numpy as np
 
 from ddvi.cluster_metrics import cluster_scores, gmm_clusters
 from ddvi.data.genotype_pca import GenotypePCA
-from ddvi.data.genotypes import ArraySource, GenotypeSource, QCConfig, VCFSource, read_labels
+from ddvi.data.genotypes import (
+    ArraySource,
+    GenotypeSource,
+    QCConfig,
+    SampleSubset,
+    VCFSource,
+    read_labels,
+)
 
-__all__ = ["COHORTS", "GenotypeData", "cohort_source", "embed_samples", "fit_ancestry",
-           "genotype_model", "prepare_genotypes", "score_map", "write_latent_tsv"]
+__all__ = ["COHORTS", "GenotypeData", "HeldOutSamples", "cohort_source", "embed_samples",
+           "fit_ancestry", "genotype_model", "prepare_genotypes", "score_map", "split_samples",
+           "write_latent_tsv"]
 
 COHORTS = ("synthetic-1kg", "msprime-1kg")
 COHORT_SNPS = {"synthetic-1kg": 20000, "msprime-1kg": 5000}  # defaults: a map in minutes
 PCA_FILE = "pca.safetensors"
 UNLABELLED = "NA"
+
+
+@dataclass
+class HeldOutSamples:
+    """Samples left out of the PCA and the model's fit, projected as ``ddvi genotype embed`` does."""
+
+    features: np.ndarray  # (m, k) float32: the fit's PCA applied to them
+    sample_ids: list[str]
+    populations: np.ndarray | None
+    super_populations: np.ndarray | None
 
 
 @dataclass
@@ -48,6 +66,34 @@ class GenotypeData:
     description: str
     pca: GenotypePCA
     notes: list[str] = field(default_factory=list)
+    held_out: HeldOutSamples | None = None
+
+
+def split_samples(n: int, fraction: float, seed: int = 0,
+                  strata: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (fit, held-out) positions of ``n`` samples, a seeded ``fraction`` held out,
+    stratified by ``strata`` (e.g. populations) when every group has at least two samples.
+
+    Example:
+        >>> fit, held = split_samples(10, 0.2, seed=0)
+        >>> len(fit), len(held), sorted([*fit, *held]) == list(range(10))
+        (8, 2, True)
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the held-out fraction must lie strictly between 0 and 1, got {fraction}")
+    n_held = int(np.ceil(fraction * n))
+    if n_held < 1 or n - n_held < 2:
+        raise ValueError(f"holding out {fraction:g} of {n} samples leaves {n - n_held} to fit "
+                         f"and {n_held} to score; need at least 2 and 1")
+    if strata is not None:
+        _, counts = np.unique(strata, return_counts=True)
+        if counts.min() < 2 or n_held < len(counts) or n - n_held < len(counts):
+            strata = None
+    fit, held = train_test_split(np.arange(n), test_size=n_held, random_state=seed,
+                                 stratify=strata)
+    return np.sort(fit), np.sort(held)
 
 
 def cohort_source(name: str, workdir: str | Path, seed: int = 0,
@@ -78,11 +124,15 @@ def cohort_source(name: str, workdir: str | Path, seed: int = 0,
 
 def prepare_genotypes(source: GenotypeSource, labels: str | Path | None = None, *,
                       n_components: int = 1000, scale: float = 30.0, qc: QCConfig | None = None,
-                      drop_unlabelled: bool = False, description: str = "") -> GenotypeData:
+                      drop_unlabelled: bool = False, description: str = "",
+                      held_out: float = 0.0, seed: int = 0) -> GenotypeData:
     """QC and PCA (appendix I: at most 1000 PCs, divided by ``scale``); align the labels.
 
     Samples absent from the label file stop with an error naming them, unless
     ``drop_unlabelled`` (then they are left out of the map and counted in ``notes``).
+    ``held_out`` > 0 leaves a seeded fraction of the samples (stratified by population) out of
+    the QC, the PCA and the model's fit, and projects them with the fitted PCA, as
+    ``ddvi genotype embed`` would, so that :func:`fit_ancestry` also scores unseen samples.
     """
     notes: list[str] = []
     pops = supers = None
@@ -92,13 +142,30 @@ def prepare_genotypes(source: GenotypeSource, labels: str | Path | None = None, 
         notes += lab.lines()
         keep, pops, supers = lab.index, lab.population, lab.super_population
     pca = GenotypePCA(n_components=n_components, scale=scale)
-    features = pca.fit_transform(source, qc=qc)[keep]
+    held = None
+    if not held_out:
+        features = pca.fit_transform(source, qc=qc)[keep]
+    else:
+        fit_pos, held_pos = split_samples(len(keep), held_out, seed, pops)
+        notes.append(f"held out: {len(held_pos)} of {len(keep)} samples ({held_out:g}, seed {seed}"
+                     f"{', stratified by population where possible' if pops is not None else ''}), "
+                     f"left out of QC, PCA and the fit, projected with the fitted PCA and "
+                     f"scored separately")
+        features = pca.fit_transform(SampleSubset(source, keep[fit_pos]), qc=qc)
+        held_source = SampleSubset(source, keep[held_pos])
+        held = HeldOutSamples(pca.transform(held_source).astype(np.float32), held_source.sample_ids,
+                              _take(pops, held_pos), _take(supers, held_pos))
+        keep, pops, supers = keep[fit_pos], _take(pops, fit_pos), _take(supers, fit_pos)
     notes += pca.qc_report_.lines()
     notes.append(f"PCA: {pca.n_components_} components (explained variance "
                  f"{float(np.sum(pca.explained_variance_ratio_)):.3f}), divided by {scale:g}")
     ids = [source.sample_ids[i] for i in keep]
     return GenotypeData(features.astype(np.float32), ids, pops, supers, description or "user data",
-                        pca, notes)
+                        pca, notes, held)
+
+
+def _take(values: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
+    return None if values is None else values[index]
 
 
 def genotype_model(method: str = "ddvi", n_clusters: int = 20, epochs: int = 60, seed: int = 0,
@@ -177,7 +244,9 @@ def fit_ancestry(data: GenotypeData, out: str | Path, *, method: str = "ddvi", n
     """Fit the map and write ``latent.tsv``, ``clusters.tsv``, ``metrics.json``, ``history.csv``,
     ``model/`` (the model and the PCA), the figures ``map.png`` and ``comparison.png``, and
     ``map.html`` (interactive: sample id, population, super-population and cluster on hover;
-    skipped with a note when the ``maps`` extra is absent)."""
+    skipped with a note when the ``maps`` extra is absent). With held-out samples (see
+    :func:`prepare_genotypes`) also ``held_out_latent.tsv`` and their scores under
+    ``metrics["held_out"]``."""
     from ddvi.embeddings import embed_timed
     from ddvi.interactive import try_write_map_html
     from ddvi.plot import plot_ancestry_comparison, plot_ancestry_map
@@ -219,6 +288,12 @@ def fit_ancestry(data: GenotypeData, out: str | Path, *, method: str = "ddvi", n
             "elbo": "lower bound on log p(x) of the PCA features, nats per sample"},
         "scores": scores,
     }
+    if data.held_out is not None:
+        metrics["held_out"] = _score_held_out(model, data.held_out, out, label, seed)
+        metrics["protocols"]["held_out"] = (
+            "samples left out of QC, PCA and the fit, projected with the fitted PCA and model "
+            "(as `ddvi genotype embed`); GMM-20 fitted to their map alone (fewer components "
+            "when fewer than 20 samples); ELBO in nats per held-out sample")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     note = data.description
     if data.populations is not None:
@@ -232,6 +307,19 @@ def fit_ancestry(data: GenotypeData, out: str | Path, *, method: str = "ddvi", n
     try_write_map_html(out / "map.html", z, row_ids=data.sample_ids, groups=groups,
                        title=f"{label} ancestry map: {note}")
     return metrics
+
+
+def _score_held_out(model: Any, held: HeldOutSamples, out: Path, label: str, seed: int
+                    ) -> dict[str, Any]:
+    """Place the held-out samples on the map, write ``held_out_latent.tsv`` and score them."""
+    z = model.transform(held.features)
+    clusters = model.predict(held.features)
+    write_latent_tsv(out / "held_out_latent.tsv", held.sample_ids, z, clusters, held.populations,
+                     held.super_populations)
+    scores = score_map(z, held.populations, held.super_populations, clusters,
+                       n_components=min(20, len(held.sample_ids)))
+    elbo = model.score(held.features, seed=seed) if model.method_.has_elbo else None
+    return {"n_samples": len(held.sample_ids), "elbo": elbo, "scores": {label: scores}}
 
 
 def embed_samples(model_dir: str | Path, source: GenotypeSource) -> tuple[np.ndarray, np.ndarray]:
