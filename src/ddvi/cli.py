@@ -425,8 +425,9 @@ def compare(
 @app.command()
 def bench(
     table: str = typer.Argument(..., help="table1 | table2 | table3 | table5 | table7 | table8 | table9"),
-    scale: str = typer.Option("smoke", help="smoke (minutes) | cpu (this machine) | paper (the "
-                                            "paper's settings)"),
+    scale: str = typer.Option("smoke", help="smoke (minutes) | cpu (this machine, < 1 h, near "
+                                            "posterior collapse) | mid (all images, 10 epochs) | "
+                                            "paper (the paper's settings)"),
     seeds: str | None = typer.Option(None, help="comma-separated seeds (default: by scale)"),
     rows: str | None = typer.Option(None, help="comma-separated subset of the table's methods"),
     priors: str = typer.Option("pinwheel,swiss_roll,square", help="image tables: priors"),
