@@ -141,6 +141,7 @@ def test_multiallelic_site_is_reported(files, tmp_path, monkeypatch):
     assert f"QC: {cohort.n_samples} samples, 300 variants read" in result.output
     assert f"genotypes from {multi}" in result.output
     assert seen["data"].features.shape == (cohort.n_samples, 5)
+    assert seen["kw"].pop("threads") >= 1  # --threads auto: the cores other processes leave free
     assert seen["kw"] == {"method": "ddvi", "n_clusters": 7, "epochs": 3, "seed": 4, "baselines": [],
                           "verbose": True, "device": "auto"}
 
@@ -166,7 +167,7 @@ def test_held_out_samples_are_projected_like_embed_and_scored(files, tmp_path):
     out = tmp_path / "held"
     result = runner.invoke(app, ["genotype", "fit", "--vcf", str(vcf), "--labels", str(labels),
                                  "--out", str(out), "--epochs", "1", "--baselines", "",
-                                 "--n-components", "10", "--held-out", "0.25", "-q"])
+                                 "--n-components", "10", "--held-out", "0.25", "--threads", "1", "-q"])
     assert result.exit_code == 0, result.output
     assert re.search(r"DDVI, held out: GMM-20 vs populations purity=[01]\.\d{3}", result.output)
     m = json.loads((out / "metrics.json").read_text())
@@ -199,3 +200,12 @@ def test_held_out_fraction_out_of_range_is_a_usage_error(files, tmp_path):
                                  "--out", str(tmp_path / "x"), "--held-out", "1.5", "-q"])
     assert result.exit_code == 2 and "--held-out" in result.output
     assert not (tmp_path / "x" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", "many"])
+def test_bad_threads_is_a_usage_error(files, tmp_path, threads):
+    _, vcf, labels = files
+    result = runner.invoke(app, ["genotype", "fit", "--vcf", str(vcf), "--labels", str(labels),
+                                 "--out", str(tmp_path / "x"), "--threads", threads, "-q"])
+    assert result.exit_code == 2 and "--threads" in result.output
+    assert not (tmp_path / "x").exists()

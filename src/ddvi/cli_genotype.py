@@ -48,6 +48,8 @@ def fit(
                                         "default 0: the paper's protocol, fit and score the same "
                                         "samples)"),
     seed: int = typer.Option(0),
+    threads: str = typer.Option("auto", help="CPU threads: auto (the cores other processes leave "
+                                             "free) or a number from 1 to the core count"),
     device: str = typer.Option("auto", help="auto (CUDA when available, else the CPU) | cpu | cuda "
                                             "| cuda:N | mps"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or report"),
@@ -68,11 +70,16 @@ def fit(
       ddvi genotype fit --cohort synthetic-1kg --held-out 0.2 --out runs/g1k-held  # score unseen
     """
     from ddvi.devices import resolve_device
+    from ddvi.threads import resolve_threads
 
     try:
         resolve_device(device)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--device") from err
+    try:
+        n_threads = resolve_threads(threads)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--threads") from err
     from ddvi.data.genotypes import QCConfig
     from ddvi.tasks.ancestry import cohort_source, fit_ancestry, prepare_genotypes
 
@@ -93,7 +100,8 @@ def fit(
     _echo_lines([data.description, *data.notes], quiet)
     names = [b.strip() for b in baselines.split(",") if b.strip()]
     metrics = fit_ancestry(data, out, method=method, n_clusters=clusters, epochs=epochs, seed=seed,
-                           baselines=names, verbose=not quiet, device=device)
+                           baselines=names, verbose=not quiet, device=device,
+                           threads=n_threads)
     held = metrics.get("held_out", {}).get("scores", {})
     for name, s in [*metrics["scores"].items(), *((f"{k}, held out", v) for k, v in held.items())]:
         if "gmm20" in s:
