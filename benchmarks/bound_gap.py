@@ -203,7 +203,8 @@ def describe_posterior(model: Generative, x: Tensor, case: Case, log_px: Tensor)
 
 # ----------------------------------------------------------------------------- models and fits
 
-def build(method: str, case: Case, protocol: str, timesteps: int | None, seed: int) -> Method:
+def build(method: str, case: Case, protocol: str, timesteps: int | None, seed: int,
+          **overrides: Any) -> Method:
     """The named method on the case's prior, optimising the plain ELBO; for ``frozen`` with the
     true decoder and noise and its generative model frozen, for ``joint`` a trainable MLP decoder."""
     name, _, sleep = method.partition("-") if method.startswith("ddvi") else (method, "", "")
@@ -213,6 +214,7 @@ def build(method: str, case: Case, protocol: str, timesteps: int | None, seed: i
         options.update(sleep=sleep, context_dim=0 if sleep == "latent" else None)
     if timesteps is not None:
         options["timesteps"] = timesteps
+    options.update(overrides)
     torch.manual_seed(seed)
     model = build_method(name, case.n_features, **options)
     if hasattr(model, "warmup_fraction"):

@@ -10,7 +10,16 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            zero (the encoder's Gaussian alone, with the same encoder). Variants: ``lr_mult`` (the
            denoiser's learning rate times this), ``timesteps``, ``extra=detach`` (the full sleep
            trains the chain only: the encoder's mean, std and context are detached in L_diff),
-           ``extra=geometric`` (the geometric noise schedule).
+           ``extra=geometric`` (the geometric noise schedule); ``post=sched`` (learned per-step,
+           per-dimension, x-dependent noise levels beta_t(x) shared by r and q's stationary part),
+           ``post=sched_global`` (the same, one learned schedule for all x), ``post=rnet`` (a
+           learned auxiliary r(u_t | u_{t-1}, x), mean and variance residuals of a zero-initialised
+           MLP), ``post=x0`` (the residual as a correction to the stationary guess of u_0),
+           ``post=tril`` (a full-covariance affine map z = mean + L(x) u, not a diagonal one),
+           ``post=zframe`` (the denoiser also sees y_t = mean + std u_t, mean and log std),
+           ``ctx=K`` (context width), ``hidden=AxB`` (encoder widths), ``points=K`` (no
+           amortisation: train and score on the first K eval points only). For AEVB-IAF it prints
+           ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
     python benchmarks/probe_chain.py floor
@@ -32,7 +41,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import bound_gap as bg  # noqa: E402
 
+from ddvi.diffusion import BETA_MAX, LOG_2PI  # noqa: E402
 from ddvi.methods import Method, StepContext  # noqa: E402
+from ddvi.posteriors.diffusion import LOG_VAR_RANGE  # noqa: E402
 
 
 def gaussian_floor(case_name: str, seed: int, steps: int = 3000) -> float:
@@ -85,15 +96,200 @@ def geometric_schedule(model: Method) -> None:
 EXTRAS = {"detach": detach_sleep, "geometric": geometric_schedule}
 
 
+def _soft(v: torch.Tensor) -> torch.Tensor:
+    return LOG_VAR_RANGE * torch.tanh(v / LOG_VAR_RANGE)
+
+
+def learned_schedule(model: Method, global_only: bool = False) -> None:
+    """Prototype: per-step, per-dimension noise levels beta_t(x) = 0.5 sigmoid(logit(2 beta_t) +
+    g_t(x)), g = W c(x) + b zero-initialised (``global_only``: b alone, a learned schedule shared
+    by all x), used by both r (the auxiliary forward process in u-space) and q's stationary part,
+    so at g = 0 it is the default chain and with zero residuals still exactly the encoder's
+    Gaussian for any g."""
+    post = model.posterior
+    T, d = post.timesteps, post.latent_dim
+    post.sched_head = torch.nn.Linear(max(post.context_dim, 1), T * d)
+    torch.nn.init.zeros_(post.sched_head.weight)
+    torch.nn.init.zeros_(post.sched_head.bias)
+    base = post.schedule.beta.clamp(max=BETA_MAX * 0.999) / BETA_MAX
+    logit0 = (base.log() - (1 - base).log()).float()
+
+    def rsample_trajectory(x, generator=None):
+        mean, std, context = post.encode(x)
+        B = mean.shape[0]
+        c = context if (context is not None and not global_only) else mean.new_zeros(B, 1)
+        if global_only:
+            c = mean.new_zeros(B, post.sched_head.in_features)
+        g = post.sched_head(c).view(B, T, d)
+        beta = BETA_MAX * torch.sigmoid(logit0[None, :, None] + g)
+        noise = torch.randn((T + 1, B, d), generator=generator, dtype=mean.dtype)
+        prepared = post.denoiser.prepare(context)
+        u = noise[T]
+        us, terms = [u], []
+        for t in range(T, 0, -1):
+            out = post.denoiser.step(u, t, prepared)
+            b = beta[:, t - 1]
+            v = _soft(out[:, d:])
+            prev = (1 - b).sqrt() * u + b.sqrt() * out[:, :d] + (b * v.exp()).sqrt() * noise[t - 1]
+            log_q = -0.5 * (noise[t - 1].pow(2) + b.log() + v + LOG_2PI).sum(-1)
+            log_r = -0.5 * ((u - (1 - b).sqrt() * prev).pow(2) / b + b.log() + LOG_2PI).sum(-1)
+            terms.append(log_q - log_r)
+            u = prev
+            us.append(u)
+        end = -0.5 * (noise[T].pow(2) + LOG_2PI).sum(-1) - std.log().sum(-1)
+        traj = torch.stack(us[::-1])
+        return mean + std * u, torch.cat([end[None], torch.stack(terms[::-1])]), traj
+
+    post.rsample_trajectory = rsample_trajectory
+
+
+def learned_reverse(model: Method, hidden: int = 64, layers: int = 3) -> None:
+    """Prototype: a learned auxiliary r(u_t | u_{t-1}, x) = N(sqrt(alpha_t) u_{t-1} + sqrt(beta_t)
+    n(u_{t-1}, t, c), beta_t exp(w(u_{t-1}, t, c))), (n, w) a zero-initialised time-conditioned MLP
+    on the denoiser's context: at initialisation the default chain."""
+    from ddvi.nets import Denoiser
+
+    post = model.posterior
+    T, d, s = post.timesteps, post.latent_dim, post.schedule
+    post.rnet = Denoiser(d, T, hidden, layers, post.context_dim, extra_out=d)
+    torch.nn.init.zeros_(post.rnet.out.weight)
+    torch.nn.init.zeros_(post.rnet.out.bias)
+    plain = post.rsample_trajectory
+
+    def rsample_trajectory(x, generator=None):
+        z, steps, traj = plain(x, generator)
+        fixed = s.forward_log_prob_steps(traj)
+        B = traj.shape[1]
+        context = post.encode(x)[2]  # recomputed: cheap next to the chain
+        t = torch.arange(1, T + 1).repeat_interleave(B)
+        prev, cur = traj[:-1].reshape(T * B, d), traj[1:].reshape(T * B, d)
+        out = post.rnet(prev, t, None if context is None else context.repeat(T, 1))
+        beta = s.beta[t - 1][:, None]
+        m = (1 - beta).sqrt() * prev + beta.sqrt() * out[:, :d]
+        log_var = beta.log() + _soft(out[:, d:])
+        log_r = -0.5 * ((cur - m).pow(2) / log_var.exp() + log_var + LOG_2PI).sum(-1)
+        steps = steps.clone()
+        steps[1:] = steps[1:] + fixed - log_r.view(T, B)
+        return z, steps, traj
+
+    post.rsample_trajectory = rsample_trajectory
+
+
+def x0_residual(model: Method) -> None:
+    """Prototype: the residual predicts a correction h to the stationary guess of u_0,
+    E[u_0 | u_t] = sqrt(abar_t) u_t, so the step mean is sqrt(alpha_t) u_t + coef_y0_t h (the DDPM
+    posterior mean at u_0 = sqrt(abar_t) u_t + h) instead of sqrt(alpha_t) u_t + sqrt(beta_t) m:
+    the same family, the residual's scale moved to the last steps (coef_y0 is 1 at t = 1, ~0.05 at
+    t = T, against sqrt(beta_t) 0.03 .. 0.63). At h = 0 the default chain."""
+    post = model.posterior
+    coef = post.schedule.coef_y0.double().tolist()
+    post.schedule.step_scalars = [(a, c, lb) for (a, _, lb), c in zip(post.schedule.step_scalars,
+                                                                      coef)]
+    beta = post.schedule.beta.double().tolist()
+    d = post.latent_dim
+    fast = post._fast_step
+
+    def _fast_step(u, t, prepared, noise):
+        if noise is None:
+            return fast(u, t, prepared, None)
+        mean_only, _ = fast(u, t, prepared, None)
+        out = post.denoiser.step(u, t, prepared)
+        if not post.learn_variance:
+            return mean_only + math.sqrt(beta[t - 1]) * noise, None
+        v = _soft(out[:, d:])
+        return mean_only + (0.5 * v).exp() * math.sqrt(beta[t - 1]) * noise, v
+
+    post._fast_step = _fast_step
+
+
+def tril_affine(model: Method) -> None:
+    """Prototype: a full-covariance affine map z = mean(x) + L(x) u, L lower-triangular with
+    diagonal std(x) and a strictly lower part from a zero-initialised linear head on the context
+    (the log-determinant is still sum log std): at initialisation the default chain; with zero
+    residuals q(z | x) is a full-covariance Gaussian, so the chain only has to bend, not rotate."""
+    post = model.posterior
+    d = post.latent_dim
+    rows, cols = torch.tril_indices(d, d, offset=-1)
+    post.tril_head = torch.nn.Linear(max(post.context_dim, 1), len(rows))
+    torch.nn.init.zeros_(post.tril_head.weight)
+    torch.nn.init.zeros_(post.tril_head.bias)
+    plain = post.rsample_trajectory
+
+    def rsample_trajectory(x, generator=None):
+        _, steps, traj = plain(x, generator)
+        mean, std, context = post.encode(x)
+        c = context if context is not None else mean.new_zeros(mean.shape[0], 1)
+        lower = mean.new_zeros(mean.shape[0], d, d)
+        lower[:, rows, cols] = post.tril_head(c)
+        u = traj[0]
+        z = mean + std * u + (lower @ u.unsqueeze(-1)).squeeze(-1)
+        return z, steps, traj
+
+    post.rsample_trajectory = rsample_trajectory
+
+
+def z_frame(model: Method) -> None:
+    """Prototype: the denoiser also sees where it is in z-space, y_t = mean(x) + std(x) u_t, with
+    mean(x) and log std(x) in its context. The chain still runs on u (DDVI still contains AEVB),
+    but a prior-shaped posterior (arms fixed in z) no longer looks different for every x."""
+    from ddvi.nets import Denoiser
+
+    post = model.posterior
+    T, d, s = post.timesteps, post.latent_dim, post.schedule
+    old = post.denoiser
+    post.denoiser = Denoiser(d, T, old.out.in_features, len(old.hidden) + 1, post.context_dim + 3 * d,
+                             extra_out=d if post.learn_variance else 0)
+    torch.nn.init.zeros_(post.denoiser.out.weight)
+    torch.nn.init.zeros_(post.denoiser.out.bias)
+
+    def rsample_trajectory(x, generator=None):
+        mean, std, context = post.encode(x)
+        B = mean.shape[0]
+        base = torch.cat(([] if context is None else [context]) + [mean, std.log()], -1)
+        noise = torch.randn((T + 1, B, d), generator=generator, dtype=mean.dtype)
+        u = noise[T]
+        us, terms = [u], []
+        for t in range(T, 0, -1):
+            out = post.denoiser(u, t, torch.cat([base, mean + std * u], -1))
+            b = float(s.beta[t - 1])
+            v = _soft(out[:, d:]) if post.learn_variance else torch.zeros_like(u)
+            prev = (math.sqrt(1 - b) * u + math.sqrt(b) * out[:, :d]
+                    + math.sqrt(b) * (0.5 * v).exp() * noise[t - 1])
+            log_q = -0.5 * (noise[t - 1].pow(2) + math.log(b) + v + LOG_2PI).sum(-1)
+            log_r = -0.5 * ((u - math.sqrt(1 - b) * prev).pow(2) / b + math.log(b) + LOG_2PI).sum(-1)
+            terms.append(log_q - log_r)
+            u = prev
+            us.append(u)
+        end = -0.5 * (noise[T].pow(2) + LOG_2PI).sum(-1) - std.log().sum(-1)
+        return mean + std * u, torch.cat([end[None], torch.stack(terms[::-1])]), torch.stack(us[::-1])
+
+    post.rsample_trajectory = rsample_trajectory
+
+
+POSTS = {"x0": x0_residual, "tril": tril_affine, "zframe": z_frame, "sched": learned_schedule,
+         "sched_global": lambda m: learned_schedule(m, True), "rnet": learned_reverse}
+
+
 def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0,
-        timesteps: int | None = None, extra: str | None = None) -> dict[str, Any]:
+        timesteps: int | None = None, extra: str | None = None, post: str | None = None,
+        ctx: int | None = None, hidden: str | None = None, points: int | None = None
+        ) -> dict[str, Any]:
     case = bg.CASES[case_name]
     truth, _ = bg.true_model_checks(case, [seed])
     x_eval, log_px = truth[(case.name, seed)]
+    if points:  # no amortisation: train and score on the first ``points`` eval points only
+        if not 0 < points <= len(x_eval):
+            raise ValueError(f"points must be 1..{len(x_eval)} (bound_gap.N_EVAL)")
+        x_eval, log_px = x_eval[:points], log_px[:points]
     g = torch.Generator().manual_seed(seed)
-    model = bg.build(method, case, "frozen", timesteps, seed)
+    overrides: dict[str, Any] = {} if ctx is None else {"context_dim": ctx}
+    if hidden:
+        overrides["hidden"] = tuple(int(w) for w in hidden.split("x"))
+    model = bg.build(method, case, "frozen", timesteps, seed, **overrides)
     if extra:
         EXTRAS[extra](model)
+    if post:
+        POSTS[post](model)
     denoiser = getattr(model.posterior, "denoiser", None)
     if lr_mult != 1.0 and denoiser is not None:
         ids = {id(p) for p in denoiser.parameters()}
@@ -105,24 +301,43 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
     model.train()
     start = time.time()
     for step in range(steps):
-        model.training_step(bg.sample_data(case, model.prior, bg.BATCH, g), opt,
-                            StepContext(step, steps, g))
+        x = (bg.sample_data(case, model.prior, bg.BATCH, g) if not points
+             else x_eval.repeat(bg.BATCH // points + 1, 1)[:bg.BATCH])
+        model.training_step(x, opt, StepContext(step, steps, g))
     elbo, se = bg.mc_elbo(model, x_eval, 256, g)
     res: dict[str, Any] = {"case": case_name, "method": method, "seed": seed, "steps": steps,
                            "lr_mult": lr_mult, "timesteps": timesteps, "extra": extra,
+                           "post": post, "ctx": ctx, "hidden": hidden, "points": points,
                            "gap": round(float((log_px - elbo).mean()), 3), "se": round(se, 3),
                            "seconds": round(time.time() - start)}
     if denoiser is not None:
-        out = denoiser.out
+        outs = [denoiser.out] + ([model.posterior.rnet.out] if hasattr(model.posterior, "rnet")
+                                 else [])
         with torch.no_grad():
-            saved = out.weight.clone(), out.bias.clone()
-            out.weight.zero_()
-            out.bias.zero_()
+            saved = [(out.weight.clone(), out.bias.clone()) for out in outs]
+            for out in outs:
+                out.weight.zero_()
+                out.bias.zero_()
         gaussian_elbo, _ = bg.mc_elbo(model, x_eval, 256, g)
         with torch.no_grad():
-            out.weight.copy_(saved[0])
-            out.bias.copy_(saved[1])
+            for out, (w, b) in zip(outs, saved):
+                out.weight.copy_(w)
+                out.bias.copy_(b)
         res["chain_gain"] = round(float((elbo - gaussian_elbo).mean()), 3)
+    flow = getattr(model.posterior, "flow", None)
+    if flow is not None:  # the IAF's gain over its own base Gaussian (the MADEs' outputs zeroed)
+        layers = [t.hyper[-1] for t in flow.transforms]
+        with torch.no_grad():
+            saved = [(lay.weight.clone(), lay.bias.clone()) for lay in layers]
+            for lay in layers:
+                lay.weight.zero_()
+                lay.bias.zero_()
+        gaussian_elbo, _ = bg.mc_elbo(model, x_eval, 256, g)
+        with torch.no_grad():
+            for lay, (w, b) in zip(layers, saved):
+                lay.weight.copy_(w)
+                lay.bias.copy_(b)
+        res["flow_gain"] = round(float((elbo - gaussian_elbo).mean()), 3)
     return res
 
 
@@ -142,7 +357,8 @@ def main(argv: list[str]) -> None:
         options: dict[str, Any] = {}
         for pair in pairs:
             key, value = pair.split("=")
-            options[key] = value if key == "extra" else float(value) if key == "lr_mult" else int(value)
+            options[key] = (value if key in ("extra", "post", "hidden")
+                            else float(value) if key == "lr_mult" else int(value))
         for seed in (int(s) for s in seeds.split(",")):
             print(json.dumps(fit(case, method, seed, steps, **options)), flush=True)
 
