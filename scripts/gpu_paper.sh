@@ -43,7 +43,8 @@ run)
   python3 -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | tail -2 || \
     python3 -m pip install -q --no-deps -e .
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
-  python3 -m pytest -q -p no:cacheprovider tests/test_devices.py 2>&1 | tee "$OUT-device-tests.log" || true
+  mkdir -p "$OUT"
+  python3 -m pytest -q -p no:cacheprovider tests/test_devices.py 2>&1 | tee "$OUT/device-tests.log" || true
   export DDVI_DATA=$PWD/$DATA DDVI_BENCH_THREADS=2
   start=$(date +%s)
   timeout "$BUDGET" python3 -m ddvi.cli bench table1 --scale paper --device cuda --priors pinwheel \

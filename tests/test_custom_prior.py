@@ -3,6 +3,7 @@ file input and its errors, and models that keep the prior inside their saved wei
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -402,6 +403,11 @@ def test_a_prior_object_round_trips_through_clone_save_and_load(tmp_path):
     assert isinstance(loaded.prior, SamplesPrior) and loaded.prior.sha256 == prior.sha256
     assert loaded.get_params()["prior"] is loaded.prior
     assert np.array_equal(loaded.transform(X), model.transform(X))
+    from ddvi.report import evaluate
+
+    report = json.loads(json.dumps(evaluate(model, X[:32], x_train=X, mmd_samples=32,
+                                            nll_prior_samples=64)))  # JSON-ready with a prior object
+    assert report["prior"] == model.method_.prior.name and np.isfinite(report["elbo"])
     with pytest.raises(ValueError, match="GaussianPrior object cannot be saved"):
         DDVI(method="aevb", prior=GaussianPrior(), **TINY).fit(X)
     with pytest.raises(ValueError, match="part 1 of a SamplesPrior"):

@@ -38,7 +38,8 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
     under the same protocol, with as many stand-in latents as test examples and the same scored
     samples: read a model's latent NLL as its distance above that floor."""
     start = time.perf_counter()
-    out: dict[str, Any] = {"method": model.method, "prior": model.prior, "dataset": dataset,
+    prior = model.prior if isinstance(model.prior, str) else model.method_.prior.name
+    out: dict[str, Any] = {"method": model.method, "prior": prior, "dataset": dataset,
                            "n_test": int(len(x_test))}
     data = model._prepare(x_test, model.options_.binarize)
     if model.method_.has_elbo:
