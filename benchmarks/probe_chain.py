@@ -270,6 +270,22 @@ POSTS = {"x0": x0_residual, "tril": tril_affine, "zframe": z_frame, "sched": lea
          "sched_global": lambda m: learned_schedule(m, True), "rnet": learned_reverse}
 
 
+def _elbo_zeroed(model: Method, layers: list[torch.nn.Linear], x: torch.Tensor,
+                 g: torch.Generator) -> torch.Tensor:
+    """The ELBO per row of x with ``layers``' weights and biases set to zero (then restored)."""
+    with torch.no_grad():
+        saved = [(lay.weight.clone(), lay.bias.clone()) for lay in layers]
+        for lay in layers:
+            lay.weight.zero_()
+            lay.bias.zero_()
+    elbo, _ = bg.mc_elbo(model, x, 256, g)
+    with torch.no_grad():
+        for lay, (w, b) in zip(layers, saved):
+            lay.weight.copy_(w)
+            lay.bias.copy_(b)
+    return elbo
+
+
 def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0,
         timesteps: int | None = None, extra: str | None = None, post: str | None = None,
         ctx: int | None = None, hidden: str | None = None, points: int | None = None
@@ -313,31 +329,11 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
     if denoiser is not None:
         outs = [denoiser.out] + ([model.posterior.rnet.out] if hasattr(model.posterior, "rnet")
                                  else [])
-        with torch.no_grad():
-            saved = [(out.weight.clone(), out.bias.clone()) for out in outs]
-            for out in outs:
-                out.weight.zero_()
-                out.bias.zero_()
-        gaussian_elbo, _ = bg.mc_elbo(model, x_eval, 256, g)
-        with torch.no_grad():
-            for out, (w, b) in zip(outs, saved):
-                out.weight.copy_(w)
-                out.bias.copy_(b)
-        res["chain_gain"] = round(float((elbo - gaussian_elbo).mean()), 3)
+        res["chain_gain"] = round(float((elbo - _elbo_zeroed(model, outs, x_eval, g)).mean()), 3)
     flow = getattr(model.posterior, "flow", None)
     if flow is not None:  # the IAF's gain over its own base Gaussian (the MADEs' outputs zeroed)
         layers = [t.hyper[-1] for t in flow.transforms]
-        with torch.no_grad():
-            saved = [(lay.weight.clone(), lay.bias.clone()) for lay in layers]
-            for lay in layers:
-                lay.weight.zero_()
-                lay.bias.zero_()
-        gaussian_elbo, _ = bg.mc_elbo(model, x_eval, 256, g)
-        with torch.no_grad():
-            for lay, (w, b) in zip(layers, saved):
-                lay.weight.copy_(w)
-                lay.bias.copy_(b)
-        res["flow_gain"] = round(float((elbo - gaussian_elbo).mean()), 3)
+        res["flow_gain"] = round(float((elbo - _elbo_zeroed(model, layers, x_eval, g)).mean()), 3)
     return res
 
 
