@@ -71,6 +71,8 @@ def test_default_id_column_only_when_named_like_ids(tmp_path):
     assert t.row_ids == IDS and t.feature_names == NAMES
     t = load_table(write_text(tmp_path / "b.csv", ids=False, labels=False))
     assert t.row_ids == [str(i) for i in range(N)] and t.labels is None
+    t = load_table(write_text(tmp_path / "c.csv", first="Wine_ID"), label_column="type")
+    assert t.row_ids == IDS and t.feature_names == NAMES  # any first column named *_id
 
 
 def _bad(tmp_path, name, text):

@@ -47,7 +47,8 @@ def fit(
                                                        "column, .npz array; default .npz: "
                                                        "'labels'), for colours and metrics"),
     id_column: str | None = typer.Option(None, help="--data: the row ids (default: a first "
-                                                    "column named id, cell, sample or nothing; "
+                                                    "column named id, cell, sample, *_id or "
+                                                    "nothing; "
                                                     ".h5ad: obs_names; else row numbers)"),
     array: str | None = typer.Option(None, help="--data .npz: the array holding the matrix"),
     test_fraction: float = typer.Option(0.1, help="--data: seeded fraction of the rows held out "

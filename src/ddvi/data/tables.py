@@ -23,11 +23,17 @@ import numpy as np
 
 FORMATS = (".npy", ".npz", ".csv", ".tsv", ".txt", ".h5ad")
 ID_NAMES = ("id", "cell", "sample", "")
-"""Names of a first column taken as row ids when it holds unique values (case-insensitive)."""
+"""Names of a first column taken as row ids when it holds unique values (case-insensitive), as
+is any first column whose name ends in ``_id`` (``wine_id``, ``cell_id``, ...)."""
 NPZ_LABELS, NPZ_ROW_IDS = "labels", "row_ids"
 """The arrays of an ``.npz`` file read as labels and row ids by default."""
 MAX_DENSE_BYTES = 4 * 2**30
 """The largest float32 matrix a sparse ``.h5ad`` matrix is densified into by default."""
+
+
+def _names_ids(name: str) -> bool:
+    name = name.strip().lower()
+    return name in ID_NAMES or name.endswith("_id")
 
 
 @dataclass(frozen=True, eq=False)
@@ -265,7 +271,7 @@ def _load_text(path: Path, label_column: str | None, id_column: str | None) -> T
                                                            "--label-column")
     if id_column is not None:
         id_idx: int | None = _column(path, header, id_column, "--id-column")
-    elif header[0].lower() in ID_NAMES and label_idx != 0:
+    elif _names_ids(header[0]) and label_idx != 0:
         id_idx = 0
         if len(set(cells[:, 0].tolist())) < len(rows):
             raise ValueError(f"{path}: the first column {header[0]!r} looks like row ids but its "
