@@ -17,8 +17,10 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            MLP), ``post=x0`` (the residual as a correction to the stationary guess of u_0),
            ``post=tril`` (a full-covariance affine map z = mean + L(x) u, not a diagonal one),
            ``post=zframe`` (the denoiser also sees y_t = mean + std u_t, mean and log std),
+           ``post=meanstd`` (the same without y_t), ``post=film`` (context in every layer),
            ``ctx=K`` (context width), ``hidden=AxB`` (encoder widths), ``points=K`` (no
-           amortisation: train and score on the first K eval points only). For AEVB-IAF it prints
+           amortisation: train and score on the first K eval points only), ``batch=N``, ``draws=K``
+           (each x of a batch drawn K times: K trajectories per x). For AEVB-IAF it prints
            ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
@@ -228,7 +230,7 @@ def tril_affine(model: Method) -> None:
     post.rsample_trajectory = rsample_trajectory
 
 
-def z_frame(model: Method) -> None:
+def z_frame(model: Method, position: bool = True) -> None:
     """Prototype: the denoiser also sees where it is in z-space, y_t = mean(x) + std(x) u_t, with
     mean(x) and log std(x) in its context. The chain still runs on u (DDVI still contains AEVB),
     but a prior-shaped posterior (arms fixed in z) no longer looks different for every x."""
@@ -237,7 +239,8 @@ def z_frame(model: Method) -> None:
     post = model.posterior
     T, d, s = post.timesteps, post.latent_dim, post.schedule
     old = post.denoiser
-    post.denoiser = Denoiser(d, T, old.out.in_features, len(old.hidden) + 1, post.context_dim + 3 * d,
+    width = post.context_dim + (3 if position else 2) * d
+    post.denoiser = Denoiser(d, T, old.out.in_features, len(old.hidden) + 1, width,
                              extra_out=d if post.learn_variance else 0)
     torch.nn.init.zeros_(post.denoiser.out.weight)
     torch.nn.init.zeros_(post.denoiser.out.bias)
@@ -250,7 +253,7 @@ def z_frame(model: Method) -> None:
         u = noise[T]
         us, terms = [u], []
         for t in range(T, 0, -1):
-            out = post.denoiser(u, t, torch.cat([base, mean + std * u], -1))
+            out = post.denoiser(u, t, torch.cat([base, mean + std * u], -1) if position else base)
             b = float(s.beta[t - 1])
             v = _soft(out[:, d:]) if post.learn_variance else torch.zeros_like(u)
             prev = (math.sqrt(1 - b) * u + math.sqrt(b) * out[:, :d]
@@ -266,7 +269,43 @@ def z_frame(model: Method) -> None:
     post.rsample_trajectory = rsample_trajectory
 
 
-POSTS = {"x0": x0_residual, "tril": tril_affine, "zframe": z_frame, "sched": learned_schedule,
+class FiLMDenoiser(torch.nn.Module):
+    """The default denoiser with x's context entering every hidden layer (FiLM): layer l computes
+    relu((W_l h + b_l + e_l(t)) * (1 + a_l(c)) + s_l(c)), a_l and s_l linear in c, plus c
+    concatenated to the input as before. Same prepare/step interface as :class:`Denoiser`."""
+
+    def __init__(self, base, context_dim: int):
+        super().__init__()
+        self.base, self.dim = base, base.dim
+        widths = [layer.linear.out_features for layer in base.hidden]
+        self.film = torch.nn.Linear(context_dim, 2 * sum(widths))
+        torch.nn.init.normal_(self.film.weight, std=0.1)
+        torch.nn.init.zeros_(self.film.bias)
+        self.widths = widths
+        self.out = base.out
+
+    def prepare(self, context):
+        plain = self.base.prepare(context)
+        mods = self.film(context).split([w for w in self.widths for _ in (0, 1)], -1)
+        return plain, [(1 + mods[2 * i], mods[2 * i + 1]) for i in range(len(self.widths))]
+
+    def step(self, y, t, prepared):
+        (weights, tables, ctx), mods = prepared
+        h = torch.addmm(tables[0][t - 1], y, weights[0]) + ctx
+        h = torch.relu(torch.addcmul(mods[0][1], h, mods[0][0]))
+        for (w, table), (a, s) in zip(zip(weights[1:], tables[1:]), mods[1:]):
+            h = torch.relu(torch.addcmul(s, torch.addmm(table[t - 1], h, w), a))
+        return self.out(h)
+
+
+def film(model: Method) -> None:
+    """Prototype: FiLM conditioning of every denoiser layer on the context (see FiLMDenoiser)."""
+    post = model.posterior
+    post.denoiser = FiLMDenoiser(post.denoiser, post.context_dim)
+
+
+POSTS = {"film": film, "x0": x0_residual, "tril": tril_affine, "zframe": z_frame,
+         "meanstd": lambda m: z_frame(m, False), "sched": learned_schedule,
          "sched_global": lambda m: learned_schedule(m, True), "rnet": learned_reverse}
 
 
@@ -288,8 +327,8 @@ def _elbo_zeroed(model: Method, layers: list[torch.nn.Linear], x: torch.Tensor,
 
 def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0,
         timesteps: int | None = None, extra: str | None = None, post: str | None = None,
-        ctx: int | None = None, hidden: str | None = None, points: int | None = None
-        ) -> dict[str, Any]:
+        ctx: int | None = None, hidden: str | None = None, points: int | None = None,
+        batch: int | None = None, draws: int = 1) -> dict[str, Any]:
     case = bg.CASES[case_name]
     truth, _ = bg.true_model_checks(case, [seed])
     x_eval, log_px = truth[(case.name, seed)]
@@ -316,20 +355,32 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
         opt = model.configure_optimizer(bg.LR)
     model.train()
     start = time.time()
+    size = batch or bg.BATCH
     for step in range(steps):
-        x = (bg.sample_data(case, model.prior, bg.BATCH, g) if not points
-             else x_eval.repeat(bg.BATCH // points + 1, 1)[:bg.BATCH])
+        x = (bg.sample_data(case, model.prior, size // draws, g) if not points
+             else x_eval.repeat(size // points + 1, 1)[:size // draws])
+        x = x.repeat_interleave(draws, 0)
         model.training_step(x, opt, StepContext(step, steps, g))
     elbo, se = bg.mc_elbo(model, x_eval, 256, g)
     res: dict[str, Any] = {"case": case_name, "method": method, "seed": seed, "steps": steps,
                            "lr_mult": lr_mult, "timesteps": timesteps, "extra": extra,
                            "post": post, "ctx": ctx, "hidden": hidden, "points": points,
+                           "batch": batch, "draws": draws,
                            "gap": round(float((log_px - elbo).mean()), 3), "se": round(se, 3),
                            "seconds": round(time.time() - start)}
     if denoiser is not None:
         outs = [denoiser.out] + ([model.posterior.rnet.out] if hasattr(model.posterior, "rnet")
                                  else [])
         res["chain_gain"] = round(float((elbo - _elbo_zeroed(model, outs, x_eval, g)).mean()), 3)
+        first = getattr(denoiser, "base", denoiser).hidden[0].linear.weight
+        if first.shape[1] > model.posterior.latent_dim:  # the chain's use of x: its context cut
+            with torch.no_grad():
+                saved = first[:, model.posterior.latent_dim:].clone()
+                first[:, model.posterior.latent_dim:] = 0
+            cut, _ = bg.mc_elbo(model, x_eval, 256, g)
+            with torch.no_grad():
+                first[:, model.posterior.latent_dim:] = saved
+            res["context_gain"] = round(float((elbo - cut).mean()), 3)
     flow = getattr(model.posterior, "flow", None)
     if flow is not None:  # the IAF's gain over its own base Gaussian (the MADEs' outputs zeroed)
         layers = [t.hyper[-1] for t in flow.transforms]
