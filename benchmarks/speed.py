@@ -2,7 +2,9 @@
 this machine's measured matmul throughput that a step reaches.
 
 Settings (appendix G/H): batch 128, MLP encoder/decoder 2x1000, denoiser 5x128, T = 20, 2-D
-pinwheel prior. Usage:  python benchmarks/speed.py [--steps 40] [--json out.json] [--under-load]
+pinwheel prior; every method with torch's fused Adam (``ddvi.methods.base.adam``), DDVI also
+with its chain compiled (``compile=True``; compiled once in the warm-up, not timed).
+Usage:  python benchmarks/speed.py [--steps 40] [--json out.json] [--under-load]
 
 ``--under-load`` also measures AEVB and DDVI with one busy-looping neighbour process on the
 machine, with torch's default thread count (one per core) and with ``ddvi``'s default
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +36,8 @@ CONFIGS = [
     ("ddvi", {"sleep": "none"}),
     ("ddvi", {"sleep": "latent"}),
     ("ddvi", {"sleep": "full"}),
+    ("ddvi", {"sleep": "none", "compile": True}),
+    ("ddvi", {"sleep": "full", "compile": True}),
 ]
 
 
@@ -47,8 +52,11 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def bench(method: str, options: dict, steps: int, batch: int = 128) -> dict:
+def prepare(method: str, options: dict, batch: int = 128) -> dict:
+    """A model at the paper's settings, warmed up, with its FLOPs per training step counted."""
     torch.manual_seed(0)
+    options = dict(options)
+    compiled = options.pop("compile", False)
     model = build_method(method, 784, prior="pinwheel", timesteps=20, **options)
     opt = model.configure_optimizer(2e-4 if method == "aaeb" else 1e-4)
     g = torch.Generator().manual_seed(0)
@@ -58,14 +66,42 @@ def bench(method: str, options: dict, steps: int, batch: int = 128) -> dict:
         model.training_step(x, opt, ctx)
     with FlopCounterMode(display=False) as counter:
         model.training_step(x, opt, ctx)
-    flops = counter.get_total_flops()
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.training_step(x, opt, ctx)
-    seconds = (time.perf_counter() - start) / steps
-    name = method if not options else f"{method} (sleep={options['sleep']})"
-    return {"method": name, "steps_per_second": 1 / seconds, "ms_per_step": 1e3 * seconds,
-            "gflop_per_step": flops / 1e9, "achieved_gflops": flops / seconds / 1e9}
+    if compiled:  # DDVI(compile=True), compiled here, untimed (after the FLOP count: a compiled
+        model.posterior.compile_chain()  # region run under FlopCounterMode falls back to eager)
+        for _ in range(3):
+            model.training_step(x, opt, ctx)
+    name = method if not options else f"{method} (sleep={options['sleep']}" + \
+        (", compiled)" if compiled else ")")
+    return {"method": name, "step": lambda: model.training_step(x, opt, ctx),
+            "gflop_per_step": counter.get_total_flops() / 1e9}
+
+
+def bench_interleaved(configs: list[tuple[str, dict]], steps: int, rounds: int = 5) -> list[dict]:
+    """Seconds per step of every config, measured in ``rounds`` interleaved rounds of
+    ``steps // rounds`` steps each (the median round counts), so that a slow phase of the
+    machine hits every method alike instead of whichever ran then."""
+    models = [prepare(m, o) for m, o in configs]
+    per_round = max(1, steps // rounds)
+    times: list[list[float]] = [[] for _ in models]
+    for _ in range(rounds):
+        for i, m in enumerate(models):
+            start = time.perf_counter()
+            for _ in range(per_round):
+                m["step"]()
+            times[i].append((time.perf_counter() - start) / per_round)
+    rows = []
+    for m, ts in zip(models, times):
+        seconds = statistics.median(ts)
+        rows.append({"method": m["method"], "steps_per_second": 1 / seconds,
+                     "ms_per_step": 1e3 * seconds, "ms_per_step_rounds": [1e3 * t for t in ts],
+                     "gflop_per_step": m["gflop_per_step"],
+                     "achieved_gflops": m["gflop_per_step"] / seconds})
+    return rows
+
+
+def bench(method: str, options: dict, steps: int) -> dict:
+    """One config alone (the under-load figures)."""
+    return bench_interleaved([(method, options)], steps, rounds=1)[0]
 
 
 def under_load(steps: int) -> list[dict]:
@@ -110,8 +146,9 @@ def main() -> None:
                         help="also measure beside one busy neighbour process (see above)")
     args = parser.parse_args()
     peak = matmul_peak()
-    rows = [bench(m, o, args.steps) for m, o in CONFIGS]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}")
+    rows = bench_interleaved(CONFIGS, args.steps)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor()}; "
+          f"median of 5 interleaved rounds of {max(1, args.steps // 5)} steps")
     print(f"measured matmul peak: {peak:.1f} GFLOP/s (float32, 2048x2048)")
     aevb_ms = next(r["ms_per_step"] for r in rows if r["method"] == "aevb")
     print(f"{'method':<22}{'steps/s':>9}{'ms/step':>9}{'vs AEVB':>9}{'GFLOP/step':>12}"

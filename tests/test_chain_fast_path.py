@@ -69,3 +69,30 @@ def test_fast_summary_equals_plain_means():
     for t in range(5, 0, -1):
         u = q.step(u, t, context)[0]
     torch.testing.assert_close(q.summary(x), (mean + std * u).detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_chain_equals_plain_chain():
+    """``compile_chain``: the torch.compile'd chain gives the same samples, terms and gradients,
+    serves only the first batch size it trains on, and leaves the module copyable."""
+    import copy
+
+    q = perturbed(3, 3, True)
+    x = torch.randn(7, 6)
+    z_ref, terms_ref, _ = q.rsample_trajectory(x, torch.Generator().manual_seed(1))
+    refs = torch.autograd.grad(terms_ref.sum() + z_ref.pow(2).sum(), list(q.parameters()))
+    z5_ref = q.rsample_trajectory(x[:5], torch.Generator().manual_seed(1))[0]
+    q.compile_chain()
+    z, terms, _ = q.rsample_trajectory(x, torch.Generator().manual_seed(1))
+    grads = torch.autograd.grad(terms.sum() + z.pow(2).sum(), list(q.parameters()))
+    torch.testing.assert_close(z, z_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(terms, terms_ref, rtol=1e-5, atol=1e-4)
+    for a, b in zip(grads, refs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+    assert q.__dict__["_compiled_chain"][1] == 7
+    with torch.no_grad():  # evaluation and other batch sizes take the plain chain
+        z5, _, _ = q.rsample_trajectory(x[:5], torch.Generator().manual_seed(1))
+    torch.testing.assert_close(z5, z5_ref, rtol=1e-5, atol=1e-5)
+    clone = copy.deepcopy(q)
+    assert "_compiled_chain" not in clone.__dict__
+    torch.testing.assert_close(clone.rsample_trajectory(x, torch.Generator().manual_seed(1))[0],
+                               z_ref, rtol=1e-5, atol=1e-5)

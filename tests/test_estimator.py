@@ -56,6 +56,18 @@ def test_same_seed_same_model_and_save_load_round_trip(tmp_path):
     assert c.get_params()["hidden"] == (16,) and c.history_ == a.history_
 
 
+def test_compile_trains_the_same_model(tmp_path):
+    """``compile=True`` (the chain through torch.compile) fits the same model to float precision,
+    and a run may be resumed with it switched."""
+    X = data()
+    plain = small(seed=2, sleep="full").fit(X)
+    compiled = small(seed=2, sleep="full", compile=True).fit(X)
+    np.testing.assert_allclose(compiled.transform(X), plain.transform(X), rtol=1e-3, atol=1e-3)
+    small(epochs=1, seed=2, run_dir=str(tmp_path)).fit(X)
+    resumed = small(seed=2, run_dir=str(tmp_path), compile=True).fit(X, resume=True)
+    assert len(resumed.history_) == 2
+
+
 def test_resume_continues_exactly(tmp_path):
     X = data()
     straight = small(epochs=4, seed=1).fit(X)

@@ -177,3 +177,19 @@ def test_bad_names():
     with pytest.raises(ValueError, match="unconditional"):
         DDVI(get_prior("gaussian"), Gaussian(3), nn.Linear(2, 3),
              DiffusionPosterior(3, 2, [4], timesteps=2, context_dim=2), sleep="latent")
+
+
+def test_adam_is_fused_on_the_cpu_and_takes_the_same_step():
+    from ddvi.methods.base import adam
+
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(5, 3))
+    v = torch.nn.Parameter(w.detach().clone())
+    fused, plain = adam([w], 1e-2), torch.optim.Adam([v], lr=1e-2)
+    assert fused.defaults["fused"] is True
+    for _ in range(3):
+        for p, opt in ((w, fused), (v, plain)):
+            opt.zero_grad()
+            (p.sin().sum() + p.pow(2).sum()).backward()
+            opt.step()
+    torch.testing.assert_close(w, v, rtol=1e-6, atol=1e-6)

@@ -90,10 +90,14 @@ def fit(
     threads: str = typer.Option("auto", help="CPU threads: auto (the cores other processes leave "
                                              "free) or a number from 1 to the core count"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    compile_chain: bool = typer.Option(False, "--compile",
+                                       help="DDVI: compile the reverse chain with torch.compile "
+                                            "(~20% faster steps after a 1-2 min compilation; for "
+                                            "long fits)"),
     out: Path | None = typer.Option(None, "--out", "-o", help="run folder (default runs/...)"),
     resume: bool = typer.Option(False, help="continue from the run folder's last checkpoint; give "
                                             "the options of the original fit again: only "
-                                            "--epochs, --threads, --device, --quiet, "
+                                            "--epochs, --threads, --device, --compile, --quiet, "
                                             "--evaluate/--no-evaluate "
                                             "and --mmd-samples may differ (anything else is "
                                             "refused)"),
@@ -172,7 +176,7 @@ def fit(
                  beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
                  run_dir=str(run), alpha=alpha, labeled_batch_size=labeled_batch_size,
                  n_clusters=n_clusters, cluster_model=cluster_model, threads=n_threads,
-                 device=device)
+                 device=device, compile=compile_chain)
     y_semi = None
     if n_labels is not None:
         from ddvi.tasks import select_labels

@@ -103,7 +103,7 @@ def _plain(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every", "threads", "device")
+RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every", "threads", "device", "compile")
 """The parameters that may differ from the stored ones when a fit resumes."""
 _FITTED = ("options_", "method_", "labels_", "history_", "n_features_in_")
 
@@ -312,6 +312,10 @@ class DDVI(TransformerMixin, BaseEstimator):
     ``"cuda:N"`` or ``"mps"``; the data go to it once per fit, and a fitted model stays there
     (``transform`` and the other methods take and return host arrays). A saved model loads on any
     machine: :meth:`load` puts it on ``device`` (default: the stored one if present, else the CPU).
+    ``compile=True`` trains DDVI's reverse chain compiled by ``torch.compile`` (see
+    :meth:`~ddvi.posteriors.DiffusionPosterior.compile_chain`: about 20 % faster per step, after
+    a compilation of a minute or two, so worth it for fits of more than a few thousand steps); it
+    changes nothing in the model and other methods ignore it.
 
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
@@ -337,7 +341,7 @@ class DDVI(TransformerMixin, BaseEstimator):
                  classifier_hidden: tuple[int, ...] = (1000,),
                  n_clusters: int | None = None, cluster_model: str = "mixture", arch: str = "mlp",
                  beta_start: float | None = None, beta_end: float | None = None,
-                 threads: int | str = "auto", device: str = "auto"):
+                 threads: int | str = "auto", device: str = "auto", compile: bool = False):
         self.method, self.prior, self.likelihood, self.latent_dim = method, prior, likelihood, latent_dim
         self.epochs, self.batch_size, self.lr, self.hidden = epochs, batch_size, lr, hidden
         self.sleep, self.timesteps, self.schedule = sleep, timesteps, schedule
@@ -350,7 +354,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.labeled_batch_size = labeled_batch_size
         self.n_clusters, self.cluster_model, self.arch = n_clusters, cluster_model, arch
         self.beta_start, self.beta_end = beta_start, beta_end
-        self.threads, self.device = threads, device
+        self.threads, self.device, self.compile = threads, device, compile
 
     # ---- data ---------------------------------------------------------------------------------
     def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:
@@ -510,6 +514,10 @@ class DDVI(TransformerMixin, BaseEstimator):
                                                                   trainer.checkpoint_path))
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
         has_denoiser = isinstance(getattr(self.method_, "posterior", None), DiffusionPosterior)
+        if self.compile:
+            for module in self.method_.modules():
+                if isinstance(module, DiffusionPosterior):
+                    module.compile_chain()
         if self.warmup_steps and has_denoiser and not resuming:
             self.method_.pretrain_denoiser(self.warmup_steps, self.batch_size, 1e-3,
                                            trainer.generator)

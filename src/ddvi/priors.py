@@ -177,7 +177,9 @@ class Prior(nn.Module, abc.ABC):
             raise ValueError(f"z must have last dim {self.dim}, got shape {tuple(z.shape)}")
         if not z.is_floating_point():
             z = z.to(torch.get_default_dtype())
-        if not bool(torch.isfinite(z).all()):
+        # A z that carries gradients is a training sample: checking it would sync the host with
+        # the device every step; a non-finite loss stops training anyway (Trainer's check).
+        if not z.requires_grad and not bool(torch.isfinite(z).all()):
             raise ValueError("z contains non-finite values (NaN or inf)")
         return z
 

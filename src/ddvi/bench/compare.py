@@ -94,7 +94,7 @@ class FitSpec:
         model = DDVI(method=self.method, prior=self.prior, epochs=self.epochs, seed=self.seed,
                      **self.options)
         params = {k: v for k, v in model.get_params().items()
-                  if k not in ("verbose", "run_dir", "threads", "device")}  # not what is fitted
+                  if k not in ("verbose", "run_dir", "threads", "device", "compile")}  # not fitted
         blob = json.dumps({**asdict(self), "params": params, "version": __version__},
                           sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ddvi.likelihoods import Likelihood
-from ddvi.methods.base import Method, StepContext
+from ddvi.methods.base import Method, StepContext, adam
 from ddvi.nets import mlp
 from ddvi.posteriors.deterministic import DeterministicPosterior
 from ddvi.priors import Prior
@@ -59,9 +59,9 @@ class AAEB(Method):
     def configure_optimizer(self, lr: float) -> Optimizers:
         """{"ae": encoder + decoder + likelihood, "disc": discriminator, "gen": encoder}."""
         lr = self.lr if self.lr is not None else lr
-        return {"ae": torch.optim.Adam(self.autoencoder_parameters(), lr=lr),
-                "disc": torch.optim.Adam(self.discriminator.parameters(), lr=lr),
-                "gen": torch.optim.Adam(self.posterior.parameters(), lr=lr)}
+        return {"ae": adam(self.autoencoder_parameters(), lr),
+                "disc": adam(self.discriminator.parameters(), lr),
+                "gen": adam(self.posterior.parameters(), lr)}
 
     # ---- schedule ---------------------------------------------------------------------------
     def noise_std(self, epoch: int, epochs: int) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,16 @@ from torch import Tensor, nn
 from ddvi.likelihoods import Likelihood
 from ddvi.posteriors.base import Posterior
 from ddvi.priors import Prior
+
+
+def adam(params: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel where every parameter is on a device it supports (one
+    kernel per parameter instead of several passes over it: about 5 ms of a 30 ms AEVB step on
+    a CPU at the paper's settings); the same update rule either way."""
+    params = list(params)
+    fused = bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point()
+                                 for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
 @dataclass
@@ -55,7 +66,7 @@ class Method(nn.Module):
 
     def configure_optimizer(self, lr: float) -> torch.optim.Optimizer | dict[str, torch.optim.Optimizer]:
         """One Adam over all parameters; multi-optimizer methods return a dict of named ones."""
-        return torch.optim.Adam(self.parameters(), lr=lr)
+        return adam(self.parameters(), lr)
 
     # ---- evaluation -------------------------------------------------------------------------
     def elbo_terms(self, x: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:

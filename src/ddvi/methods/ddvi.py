@@ -22,7 +22,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ddvi.methods.base import Method, StepContext
+from ddvi.methods.base import Method, StepContext, adam
 from ddvi.posteriors.diffusion import DiffusionPosterior
 
 SLEEP_MODES = ("none", "latent", "full")
@@ -81,7 +81,7 @@ class DDVI(Method):
 def pretrain_shape(method: Method, sample_z: Callable[[], Tensor], steps: int, lr: float,
                    generator: torch.Generator | None) -> list[float]:
     """Fit ``method.posterior.denoiser`` to batches from ``sample_z()`` by the chain's shape loss."""
-    opt = torch.optim.Adam(method.posterior.denoiser.parameters(), lr=lr)
+    opt = adam(method.posterior.denoiser.parameters(), lr)
     losses = []
     for i in range(steps):
         loss = method.posterior.shape_loss(sample_z(), generator).mean()

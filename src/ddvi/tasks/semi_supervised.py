@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ddvi.likelihoods import Likelihood
 from ddvi.methods import build_method
 from ddvi.methods.aaeb import AAEB, Optimizers
-from ddvi.methods.base import Method, StepContext, linear_warmup
+from ddvi.methods.base import Method, StepContext, adam, linear_warmup
 from ddvi.methods.ddvi import DDVI, wake_sleep_step
 from ddvi.nets import mlp
 from ddvi.posteriors.deterministic import DeterministicPosterior
@@ -350,7 +350,7 @@ class SemiSupervisedAAEB(AAEB):
         """AAEB's ``ae``/``disc``/``gen`` plus ``cls`` for the classifier."""
         opts = super().configure_optimizer(lr)
         lr = self.lr if self.lr is not None else lr
-        opts["cls"] = torch.optim.Adam(self.classifier.parameters(), lr=lr)
+        opts["cls"] = adam(self.classifier.parameters(), lr)
         return opts
 
     # ---- conditioning -----------------------------------------------------------------------
