@@ -130,10 +130,10 @@ def under_load(steps: int) -> list[dict]:
     torch.set_num_threads(available_cores())
     idle = {(r["method"], r["threads"]): r["steps_per_second"] for r in rows if not r["neighbour"]}
     best_idle = {m: max(v for (mm, _), v in idle.items() if mm == m) for m, _ in idle}
-    print(f"\n{'method':<22}{'neighbour':>10}{'threads':>9}{'n':>3}{'steps/s':>9}{'of idle':>9}")
+    print(f"\n{'method':<30}{'neighbour':>10}{'threads':>9}{'n':>3}{'steps/s':>9}{'of idle':>9}")
     for r in rows:
         r["fraction_of_idle"] = r["steps_per_second"] / best_idle[r["method"]]
-        print(f"{r['method']:<22}{'busy' if r['neighbour'] else 'none':>10}{r['threads']:>9}"
+        print(f"{r['method']:<30}{'busy' if r['neighbour'] else 'none':>10}{r['threads']:>9}"
               f"{r['torch_threads']:>3}{r['steps_per_second']:>9.1f}{r['fraction_of_idle']:>9.0%}")
     return rows
 
@@ -151,12 +151,12 @@ def main() -> None:
           f"median of 5 interleaved rounds of {max(1, args.steps // 5)} steps")
     print(f"measured matmul peak: {peak:.1f} GFLOP/s (float32, 2048x2048)")
     aevb_ms = next(r["ms_per_step"] for r in rows if r["method"] == "aevb")
-    print(f"{'method':<22}{'steps/s':>9}{'ms/step':>9}{'vs AEVB':>9}{'GFLOP/step':>12}"
+    print(f"{'method':<30}{'steps/s':>9}{'ms/step':>9}{'vs AEVB':>9}{'GFLOP/step':>12}"
           f"{'GFLOP/s':>9}{'of peak':>9}")
     for r in rows:
         r["fraction_of_peak"] = r["achieved_gflops"] / peak
         r["time_vs_aevb"] = r["ms_per_step"] / aevb_ms
-        print(f"{r['method']:<22}{r['steps_per_second']:>9.1f}{r['ms_per_step']:>9.1f}"
+        print(f"{r['method']:<30}{r['steps_per_second']:>9.1f}{r['ms_per_step']:>9.1f}"
               f"{r['time_vs_aevb']:>8.2f}x{r['gflop_per_step']:>12.2f}{r['achieved_gflops']:>9.1f}{r['fraction_of_peak']:>9.0%}")
     load_rows = under_load(args.steps) if args.under_load else None
     if args.json:
