@@ -20,7 +20,8 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            ``post=meanstd`` (the same without y_t), ``post=film`` (context in every layer),
            ``ctx=K`` (context width), ``hidden=AxB`` (encoder widths), ``points=K`` (no
            amortisation: train and score on the first K eval points only), ``batch=N``, ``draws=K``
-           (each x of a batch drawn K times: K trajectories per x). For AEVB-IAF it prints
+           (each x of a batch drawn K times: K trajectories per x), ``freeze_after=K`` (the
+           encoder frozen after K steps: only the chain trains on). For AEVB-IAF it prints
            ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
@@ -328,7 +329,8 @@ def _elbo_zeroed(model: Method, layers: list[torch.nn.Linear], x: torch.Tensor,
 def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0,
         timesteps: int | None = None, extra: str | None = None, post: str | None = None,
         ctx: int | None = None, hidden: str | None = None, points: int | None = None,
-        batch: int | None = None, draws: int = 1) -> dict[str, Any]:
+        batch: int | None = None, draws: int = 1, freeze_after: int | None = None
+        ) -> dict[str, Any]:
     case = bg.CASES[case_name]
     truth, _ = bg.true_model_checks(case, [seed])
     x_eval, log_px = truth[(case.name, seed)]
@@ -357,6 +359,10 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
     start = time.time()
     size = batch or bg.BATCH
     for step in range(steps):
+        if step == freeze_after:  # from here on only the chain (the denoiser) trains
+            for p in model.posterior.encoder.parameters():
+                p.requires_grad_(False)
+                p.grad = None
         x = (bg.sample_data(case, model.prior, size // draws, g) if not points
              else x_eval.repeat(size // points + 1, 1)[:size // draws])
         x = x.repeat_interleave(draws, 0)
@@ -365,7 +371,7 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
     res: dict[str, Any] = {"case": case_name, "method": method, "seed": seed, "steps": steps,
                            "lr_mult": lr_mult, "timesteps": timesteps, "extra": extra,
                            "post": post, "ctx": ctx, "hidden": hidden, "points": points,
-                           "batch": batch, "draws": draws,
+                           "batch": batch, "draws": draws, "freeze_after": freeze_after,
                            "gap": round(float((log_px - elbo).mean()), 3), "se": round(se, 3),
                            "seconds": round(time.time() - start)}
     if denoiser is not None:
