@@ -21,8 +21,8 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            ``ctx=K`` (context width), ``hidden=AxB`` (encoder widths), ``points=K`` (no
            amortisation: train and score on the first K eval points only), ``batch=N``, ``draws=K``
            (each x of a batch drawn K times: K trajectories per x), ``freeze_after=K`` (the
-           encoder frozen after K steps: only the chain trains on). For AEVB-IAF it prints
-           ``flow_gain``, the flow's gain over its own base Gaussian.
+           encoder frozen after K steps: only the chain trains on), ``beta_start``/``beta_end``.
+           For AEVB-IAF it prints ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
     python benchmarks/probe_chain.py floor
@@ -329,8 +329,8 @@ def _elbo_zeroed(model: Method, layers: list[torch.nn.Linear], x: torch.Tensor,
 def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0,
         timesteps: int | None = None, extra: str | None = None, post: str | None = None,
         ctx: int | None = None, hidden: str | None = None, points: int | None = None,
-        batch: int | None = None, draws: int = 1, freeze_after: int | None = None
-        ) -> dict[str, Any]:
+        batch: int | None = None, draws: int = 1, freeze_after: int | None = None,
+        beta_start: float | None = None, beta_end: float | None = None) -> dict[str, Any]:
     case = bg.CASES[case_name]
     truth, _ = bg.true_model_checks(case, [seed])
     x_eval, log_px = truth[(case.name, seed)]
@@ -340,6 +340,10 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
         x_eval, log_px = x_eval[:points], log_px[:points]
     g = torch.Generator().manual_seed(seed)
     overrides: dict[str, Any] = {} if ctx is None else {"context_dim": ctx}
+    if beta_start is not None:
+        overrides["beta_start"] = beta_start
+    if beta_end is not None:
+        overrides["beta_end"] = beta_end
     if hidden:
         overrides["hidden"] = tuple(int(w) for w in hidden.split("x"))
     model = bg.build(method, case, "frozen", timesteps, seed, **overrides)
@@ -372,6 +376,7 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
                            "lr_mult": lr_mult, "timesteps": timesteps, "extra": extra,
                            "post": post, "ctx": ctx, "hidden": hidden, "points": points,
                            "batch": batch, "draws": draws, "freeze_after": freeze_after,
+                           "beta_start": beta_start, "beta_end": beta_end,
                            "gap": round(float((log_px - elbo).mean()), 3), "se": round(se, 3),
                            "seconds": round(time.time() - start)}
     if denoiser is not None:
@@ -411,7 +416,7 @@ def main(argv: list[str]) -> None:
         for pair in pairs:
             key, value = pair.split("=")
             options[key] = (value if key in ("extra", "post", "hidden")
-                            else float(value) if key == "lr_mult" else int(value))
+                            else float(value) if key in ("lr_mult", "beta_start", "beta_end") else int(value))
         for seed in (int(s) for s in seeds.split(",")):
             print(json.dumps(fit(case, method, seed, steps, **options)), flush=True)
 
