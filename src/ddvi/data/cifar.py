@@ -1,7 +1,7 @@
 """CIFAR-10 from the standard ``cifar-10-batches-py`` folder (or its ``.tar.gz``).
 
 The batch files are Python pickles; they are read only through the restricted unpickler of
-:mod:`ddvi.data.images`, which admits numpy arrays and nothing else, so no code from the files
+:mod:`ddvi.data.safe_pickle`, which admits numpy arrays and nothing else, so no code from the files
 ever runs. Downloads are checked against their MD5 before anything is extracted, and extraction
 refuses absolute paths, ``..`` members, links and devices.
 """
@@ -15,11 +15,13 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ddvi.data.images import Split, _fetch, _verify, cache_dir, restricted_loads
+from ddvi.data.fetch import Absent, cache_dir, data_dir, env_path, fetch_url, lookup, verify
+from ddvi.data.safe_pickle import restricted_loads
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -45,6 +47,8 @@ BATCH_FILES = (*TRAIN_BATCHES, TEST_BATCH)
 _SIDE, _CHANNELS = 32, 3
 _PIXELS = _SIDE * _SIDE * _CHANNELS
 _DOWNLOAD_TIMEOUT_S = 60.0
+
+Split = tuple[np.ndarray, np.ndarray]
 
 
 # ------------------------------------------------------------------------ batches
@@ -106,7 +110,7 @@ def _load_tarball(path: Path, md5: str | None) -> tuple[Split, Split]:
     """Read the batches straight from the archive (nothing is extracted to disk)."""
     if md5 is not None:
         try:
-            _verify(path, md5, "md5", str(path))
+            verify(path, md5, "md5", str(path))
         except ValueError as exc:
             raise ValueError(f"{exc}; pass md5=None to skip the check for a repackaged archive") \
                 from None
@@ -144,7 +148,11 @@ def _locate(path: Path) -> Path | None:
     return None
 
 
-def _load_located(found: Path, md5: str | None) -> tuple[Split, Split]:
+def _read(path: Path, md5: str | None) -> tuple[Split, Split]:
+    """The data set at ``path`` (see :func:`_locate`); :class:`~ddvi.data.fetch.Absent` if none."""
+    found = _locate(path)
+    if found is None:
+        raise Absent(f"holds neither {CIFAR10_DIRNAME}/ nor {CIFAR10_TARBALL}")
     return _load_tarball(found, md5) if found.is_file() else _load_folder(found)
 
 
@@ -178,8 +186,8 @@ def download_cifar10(dest: str | os.PathLike[str] | None = None, url: str = CIFA
         return target
     if not hasattr(tarfile, "data_filter"):  # pragma: no cover - Python < 3.10.12
         raise RuntimeError("safe extraction needs tarfile filters (Python >= 3.10.12)")
-    data = _fetch(url, timeout=_DOWNLOAD_TIMEOUT_S)
-    _verify(data, md5, "md5", url)
+    data = fetch_url(url, timeout=_DOWNLOAD_TIMEOUT_S)
+    verify(data, md5, "md5", url)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         members = tar.getmembers()
         for m in members:
@@ -223,27 +231,15 @@ def load_cifar10(root: str | os.PathLike[str] | None = None, download: bool = Fa
     ``download`` is true, :func:`download_cifar10` fetches ``url`` into ``root`` (or the cache).
     Raises ``FileNotFoundError`` with set-up instructions when the data cannot be found.
     """
-    default = cache_dir() / "cifar10" / CIFAR10_DIRNAME
-    if root is not None:
-        candidates = [Path(root).expanduser()]
-    else:
-        candidates = [Path(p).expanduser() / s for p, s in
-                      ((os.environ.get(CIFAR10_ENV), ""), (os.environ.get("DDVI_DATA"), "cifar10")) if p]
-        candidates.append(default.parent)
-    for path in candidates:
-        found = _locate(path)
-        if found is not None:
-            return _load_located(found, md5)
-    looked = ", ".join(str(p) for p in candidates)
-    if not download:
-        raise FileNotFoundError(f"CIFAR-10 not found (looked in {looked}; download=False). "
-                                + _guidance(default))
-    if md5 is None:
-        raise ValueError("download=True needs the archive's md5 (it is checked before extracting)")
-    dest = Path(root).expanduser() if root is not None else default.parent
-    try:
-        folder = download_cifar10(dest, url, md5)
-    except OSError as exc:
-        raise FileNotFoundError(f"CIFAR-10 not found (looked in {looked}) and the download from {url} "
-                                f"failed ({exc}). " + _guidance(default)) from exc
-    return _load_folder(folder)
+    default = cache_dir() / "cifar10"
+    dest = default if root is None else Path(root).expanduser()  # also where a download goes
+    places = [dest] if root is not None else [env_path(CIFAR10_ENV), data_dir("cifar10"), default]
+
+    def fetch() -> tuple[Split, Split]:
+        if md5 is None:
+            raise ValueError("download=True needs the archive's md5 (it is checked before extracting)")
+        return _load_folder(download_cifar10(dest, url, md5))
+
+    data, _ = lookup("CIFAR-10", partial(_read, md5=md5), places=places, downloads=[(url, fetch)],
+                     download=download, recoverable=(OSError,), hint=_guidance(default / CIFAR10_DIRNAME))
+    return data
