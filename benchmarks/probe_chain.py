@@ -305,7 +305,13 @@ def film(model: Method) -> None:
     post.denoiser = FiLMDenoiser(post.denoiser, post.context_dim)
 
 
-POSTS = {"film": film, "x0": x0_residual, "tril": tril_affine, "zframe": z_frame,
+def random_out(model: Method, std: float = 0.05) -> None:
+    """Prototype: the denoiser's last layer starts small and random, not at zero (so its hidden
+    layers get a gradient from the first step; DDVI no longer starts exactly at AEVB)."""
+    torch.nn.init.normal_(model.posterior.denoiser.out.weight, std=std)
+
+
+POSTS = {"film": film, "randout": random_out, "randout_big": lambda m: random_out(m, 0.3), "x0": x0_residual, "tril": tril_affine, "zframe": z_frame,
          "meanstd": lambda m: z_frame(m, False), "sched": learned_schedule,
          "sched_global": lambda m: learned_schedule(m, True), "rnet": learned_reverse}
 
