@@ -228,8 +228,8 @@ def test_table7_and_8_run_end_to_end_on_a_generated_cifar_folder(tmp_path, monke
     exists (here random images in the real format: the numbers mean nothing)."""
     import pickle
 
-    from ddvi.bench import tasks
     from ddvi.data.cifar import BATCH_FILES
+    from ddvi.fitting import load_images
 
     rng = np.random.default_rng(0)
     folder = tmp_path / "cifar-10-batches-py"
@@ -238,7 +238,7 @@ def test_table7_and_8_run_end_to_end_on_a_generated_cifar_folder(tmp_path, monke
         batch = {b"labels": [int(v) for v in rng.integers(0, 10, 40)],
                  b"data": rng.integers(0, 256, (40, 3072), dtype=np.uint8)}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    tasks._images.cache_clear()
+    load_images.cache_clear()
     for table in ("table7", "table8"):
         result = run_bench(table, "smoke", tmp_path / "out", seeds=[0], rows=["ddvi"],
                            priors=["pinwheel"], data_dir=str(folder), progress=False)
@@ -246,7 +246,7 @@ def test_table7_and_8_run_end_to_end_on_a_generated_cifar_folder(tmp_path, monke
         assert record["config"]["options"]["arch"] == "conv"
         assert np.isfinite(record["result"]["elbo"])
         assert (tmp_path / "out" / f"{table}.md").read_text().count("(paper: ") >= 2
-    tasks._images.cache_clear()
+    load_images.cache_clear()
 
 
 def test_paper_scale_semi_supervised_ddvi_uses_the_papers_settings():

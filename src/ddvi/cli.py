@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from ddvi.cli_bench import bench, compare, device_words
 from ddvi.cli_genotype import app as genotype_app
-from ddvi.data import load_dataset, subset
+from ddvi.data import load_dataset
 from ddvi.devices import DEVICE_HELP
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   help="Denoising Diffusion Variational Inference: fit latent variable models with "
                        "structured priors using diffusion posteriors.")
 app.add_typer(genotype_app, name="genotype")
+app.command()(compare)
+app.command()(bench)  # both in ddvi.cli_bench
+
 
 def _run_dir(out: Path | None, method: str, prior: str, dataset: str) -> Path:
     if out is not None:
@@ -127,6 +131,7 @@ def fit(
       ddvi fit --method ddvi --n-clusters 10 --epochs 5                  # clustering
     """
     from ddvi.estimator import DDVI, ResumeMismatchError
+    from ddvi.fitting import FitOutcome, ImageFitConfig, fit_and_evaluate, train
     from ddvi.report import evaluate as run_eval
     from ddvi.report import write_figures, write_json
     from ddvi.threads import resolve_threads
@@ -135,13 +140,12 @@ def fit(
         n_threads = resolve_threads(threads)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--threads") from err
-    where = _device(device)
+    where = device_words(device)
 
     if n_labels is not None and n_labels < 1:
         raise typer.BadParameter(f"--n-labels {n_labels} keeps no labels, and a semi-supervised fit "
                                  "needs at least one; leave --n-labels out for an unsupervised fit",
                                  param_hint="--n-labels")
-    table = test = None
     if data is not None:
         from ddvi.data.tables import load_table
         from ddvi.tasks.tabular import choose_likelihood, label_codes, split_rows
@@ -165,53 +169,63 @@ def fit(
                         "apply only with --data")
         likelihood, why = _image_likelihood(likelihood, binarize, standardize)
         binarize = binarize is not False
-        (x_train, y_train), (x_test, y_test) = load_dataset(dataset, data_dir)
-        x_fit, y_fit = subset(x_train, y_train, n_train, seed)
     typer.echo(f"likelihood: {likelihood} ({why})")
     run = _run_dir(out, method, prior, dataset)
-    model = DDVI(method=method, prior=prior, likelihood=likelihood, binarize=binarize,
-                 standardize=standardize, epochs=epochs, batch_size=batch_size, lr=lr,
-                 sleep=sleep, timesteps=timesteps, schedule=schedule, beta_start=beta_start,
-                 beta_end=beta_end, beta_reg=beta_reg,
-                 beta_diff=beta_diff, warmup_steps=warmup_steps, seed=seed, verbose=not quiet,
-                 run_dir=str(run), alpha=alpha, labeled_batch_size=labeled_batch_size,
-                 n_clusters=n_clusters, cluster_model=cluster_model, threads=n_threads,
-                 device=device, compile=compile_chain)
-    y_semi = None
-    if n_labels is not None:
-        from ddvi.tasks import select_labels
+    options = dict(likelihood=likelihood, binarize=binarize, standardize=standardize,
+                   batch_size=batch_size, lr=lr, sleep=sleep, timesteps=timesteps,
+                   schedule=schedule, beta_start=beta_start, beta_end=beta_end, beta_reg=beta_reg,
+                   beta_diff=beta_diff, warmup_steps=warmup_steps, alpha=alpha,
+                   labeled_batch_size=labeled_batch_size, n_clusters=n_clusters,
+                   cluster_model=cluster_model, compile=compile_chain)
 
-        y_semi = select_labels(y_fit, n_labels, seed=seed, balanced=balanced)
-    start = time.perf_counter()
+    def report_speed(done: FitOutcome) -> None:
+        history = done.model.history_
+        steps = len(history) * math.ceil(len(done.x_fit) / batch_size)
+        step_seconds = sum(row["seconds"] for row in history)
+        typer.echo(f"trained {steps} steps at {steps / max(step_seconds, 1e-9):.1f} steps/s on "
+                   f"{where} with {n_threads} CPU thread(s) (--device, --threads; a busy machine "
+                   "trains slower)")
+
     try:
-        model.fit(x_fit, y_semi, resume=resume,
-                  feature_names=None if table is None else table.feature_names)
+        if data is None:
+            config = ImageFitConfig(method, prior, seed, epochs, dataset, n_train, None, n_labels,
+                                    mmd_samples, options, data_dir, balanced_labels=balanced)
+            done = fit_and_evaluate(config, run_dir=run, device=device, threads=n_threads,
+                                    verbose=not quiet, resume=resume, evaluate=evaluate_after,
+                                    on_fit=report_speed)
+        else:
+            model = DDVI(method=method, prior=prior, epochs=epochs, seed=seed,
+                         verbose=not quiet, run_dir=str(run), threads=n_threads, device=device,
+                         **options)
+            seconds = train(model, x_fit, y_fit, n_labels, seed, balanced=balanced, resume=resume,
+                            feature_names=table.feature_names)
+            done = FitOutcome(model, seconds, x_fit, y_fit, x_test, y_test)
+            report_speed(done)
+            model.save(run / "model")
     except ResumeMismatchError as err:
         raise ValueError(_resume_message(run, err)) from err
-    train_seconds = time.perf_counter() - start
-    steps = len(model.history_) * math.ceil(len(x_fit) / batch_size)
-    step_seconds = sum(row["seconds"] for row in model.history_)
-    typer.echo(f"trained {steps} steps at {steps / max(step_seconds, 1e-9):.1f} steps/s on {where} "
-               f"with {n_threads} CPU thread(s) (--device, --threads; a busy machine trains slower)")
-    model.save(run / "model")
-    if table is not None:
+    model = done.model
+    if data is not None:
         from ddvi.tasks.tabular import write_latent_tsv, write_map_figures
 
         z = model.transform(table.X)
         typer.echo(f"wrote {write_latent_tsv(run / 'latent.tsv', table.row_ids, z, table.labels, test)}")
     if evaluate_after:
-        held_out = table is None or bool(test.any())
-        m = run_eval(model, x_test, y_test, x_fit if held_out else None, y_fit,
-                     mmd_samples=mmd_samples, seed=seed, dataset=dataset)
-        m["train_seconds"] = train_seconds
-        m["n_train"] = int(len(x_fit))
+        if data is None:
+            m = done.metrics
+        else:
+            held_out = bool(test.any())
+            m = run_eval(model, done.x_test, done.y_test, done.x_fit if held_out else None,
+                         done.y_fit, mmd_samples=mmd_samples, seed=seed, dataset=dataset)
+            m["train_seconds"] = done.train_seconds
+        m["n_train"] = int(len(done.x_fit))
         m["n_labels"] = n_labels
-        if table is not None:
+        if data is not None:
             m.update(_table_metrics(table, test, test_fraction, likelihood, why, standardize,
                                     classes))
         write_json(m, run / "metrics.json")
-        if table is None:
-            write_figures(model, run, x_test, y_test, seed=seed)
+        if data is None:
+            write_figures(model, run, done.x_test, done.y_test, seed=seed)
         else:
             _, note = write_map_figures(run, z, table.labels, table.row_ids, test,
                                         model.history_, f"{method} / {prior} prior: {data.name}")
@@ -374,125 +388,6 @@ def embed(
     out.parent.mkdir(parents=True, exist_ok=True)
     path = write_latent_tsv(out, table.row_ids, z, table.labels)
     typer.echo(f"placed {len(z)} rows of {data}; wrote {path}")
-
-
-def _csv(value: str, cast=str) -> list:
-    items = [cast(v.strip()) for v in value.split(",") if v.strip()]
-    if not items:
-        raise typer.BadParameter(f"empty list {value!r}")
-    return items
-
-
-@app.command()
-def compare(
-    methods: str = typer.Option("aevb,ddvi", help="comma-separated methods"),
-    priors: str = typer.Option("pinwheel,swiss_roll,square", help="comma-separated priors"),
-    seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
-    epochs: int = typer.Option(5, min=1),
-    n_train: int | None = typer.Option(None, help="random subset of the training set per fit"),
-    dataset: str = typer.Option("mnist"),
-    data_dir: Path | None = typer.Option(None),
-    mmd_samples: int = typer.Option(2000, help="samples per side for MMD (paper: 10 000)"),
-    n_labels: int | None = typer.Option(None, help="semi-supervised with this many class-balanced "
-                                              "labels: the Table 2 layout (paper: 1000)"),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    out: Path = typer.Option(Path("runs/compare"), "--out", "-o"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-) -> None:
-    """Fit methods x priors x seeds and write the paper's Table 1 layout (table1.md/json) to OUT,
-    or with --n-labels the semi-supervised Table 2 layout (table2.md/json).
-
-    Finished fits are cached in OUT/fits, so an interrupted comparison resumes where it stopped.
-
-    Examples:
-
-      ddvi compare --methods aevb,ddvi --priors pinwheel --seeds 0,1 --epochs 2 --n-train 10000
-
-      ddvi compare --out runs/table1 --epochs 20
-
-      ddvi compare --methods aevb,aevb-iaf,aaeb,ddvi --n-labels 1000 --out runs/table2
-    """
-    from ddvi.bench.compare import compare as run_compare
-    from ddvi.methods import METHODS
-
-    method_list = _csv(methods)
-    unknown = [m for m in method_list if m not in METHODS]
-    if unknown:
-        raise typer.BadParameter(f"unknown methods {unknown}; choose from {METHODS}")
-    _device(device)
-    result = run_compare(method_list, _csv(priors), _csv(seeds, int), epochs, out, device=device,
-                         n_train=n_train, dataset=dataset, data_dir=data_dir,
-                         mmd_samples=mmd_samples, verbose=not quiet, n_labels=n_labels)
-    typer.echo(result["markdown"])
-    typer.echo(f"wrote {out / (result['layout'] + '.md')} and {out / (result['layout'] + '.json')}")
-
-
-@app.command()
-def bench(
-    table: str = typer.Argument(..., help="table1 | table2 | table3 | table5 | table7 | table8 | table9"),
-    scale: str = typer.Option("smoke", help="smoke (minutes) | cpu (this machine, < 1 h, near "
-                                            "posterior collapse) | mid (all images, 10 epochs) | "
-                                            "paper (the paper's settings)"),
-    seeds: str | None = typer.Option(None, help="comma-separated seeds (default: by scale)"),
-    rows: str | None = typer.Option(None, help="comma-separated subset of the table's methods"),
-    priors: str = typer.Option("pinwheel,swiss_roll,square", help="image tables: priors"),
-    dataset: str | None = typer.Option(None, help="image tables: another image set, e.g. "
-                                                  "fashion-mnist"),
-    data_dir: Path | None = typer.Option(None, help="folder of the image set (CIFAR-10: the "
-                                                    "cifar-10-batches-py folder)"),
-    cohort: str = typer.Option("synthetic-1kg", help="genotype tables: synthetic-1kg | msprime-1kg"),
-    workers: int = typer.Option(1, min=1, help="parallel fits on a local Dask cluster (1: in this "
-                                               "process, one fit after another)"),
-    scheduler: str | None = typer.Option(None, help="address of a running dask.distributed "
-                                                    "scheduler, e.g. tcp://10.0.0.5:8786"),
-    device: str | None = typer.Option(None, help=f"{DEVICE_HELP} (default: $DDVI_BENCH_DEVICE, "
-                                                 "else auto; local workers get one GPU each)"),
-    out: Path = typer.Option(Path("runs/bench"), "--out", "-o"),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-) -> None:
-    """Reproduce one of the paper's tables: every fit of methods x priors x seeds, cached in
-    OUT/fits (an interrupted bench resumes), then OUT/TABLE.md, .json and .png with mean ± 95%
-    t-interval over seeds beside the paper's numbers.
-
-    Examples:
-
-      ddvi bench table1 --scale smoke
-
-      ddvi bench table3 --scale cpu --workers 2 --out runs/bench
-
-      ddvi bench table2 --scale cpu --rows aevb,ddvi --priors pinwheel --seeds 0,1
-
-      ddvi bench table7 --scale cpu --data-dir ~/data/cifar-10-batches-py
-
-      ddvi bench table1 --scale paper --scheduler tcp://scheduler:8786
-
-      ddvi bench table1 --scale paper --device cuda --priors pinwheel --seeds 0
-    """
-    from ddvi.bench.tables import run_bench
-
-    if device is not None:
-        _device(device)
-    result = run_bench(table, scale, out, None if seeds is None else _csv(seeds, int),
-                       scheduler=scheduler, workers=workers, progress=not quiet,
-                       rows=None if rows is None else _csv(rows), priors=_csv(priors),
-                       dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
-                       cohort=cohort, device=device)
-    typer.echo(result["markdown"])
-    typer.echo(f"wrote {out / (table + '.md')}, {out / (table + '.json')}"
-               + (f" and {result['figure']}" if result["figure"] else ""))
-
-
-def _device(spec: str) -> str:
-    """Where ``--device`` computes, in words (e.g. ``cpu (auto: no GPU found)``); BadParameter
-    naming the devices there are when the machine lacks it."""
-    from ddvi.devices import resolve_device
-
-    try:
-        device = resolve_device(spec)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--device") from err
-    auto = spec.strip().lower() == "auto"
-    return f"{device} (auto: no GPU found)" if auto and device.type == "cpu" else str(device)
 
 
 def _load(run: Path):

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ddvi.bench import paper
-from ddvi.bench.compare import has_current_nll, metric_protocol_lines
-from ddvi.metrics import mean_ci
+from ddvi.bench.render import ELBO_SUFFIX, latent_figure, table_markdown
+from ddvi.fitting import ImageFitConfig
 
-__all__ = ["SCALES", "TABLES", "TableSpec", "run_bench", "table_configs"]
+__all__ = ["SCALES", "TABLES", "TableSpec", "run_bench", "run_table", "table_configs"]
 
 PRIORS = ("pinwheel", "swiss_roll", "square")
 GENOTYPE_MODELS = ("aevb", "aevb-iaf", "aaeb", "ddvi")
@@ -111,9 +110,8 @@ SEMI_DDVI_PAPER: dict[str, Any] = {
 }
 
 
-#: Rows ending in this train on the plain ELBO (KL weight 1 and prior weight 1, in nats per
-#: example; AEVB's KL warm-up still ramps up to it), so bounds compare at equal objective weights.
-ELBO_SUFFIX = "-elbo"
+# Rows ending in ELBO_SUFFIX train on the plain ELBO (KL weight 1 and prior weight 1, in nats per
+# example; AEVB's KL warm-up still ramps up to it), so bounds compare at equal objective weights.
 
 
 def _row_method(row: str) -> tuple[str, dict[str, Any]]:
@@ -160,15 +158,12 @@ def table_configs(name: str, scale: str, seeds: Sequence[int] | None = None, *,
                     opts = {**SEMI_DDVI_PAPER["options"],  # a row's own options (-elbo) win
                             "beta_reg": SEMI_DDVI_PAPER["beta_reg"][ds], **opts}
                     epochs = SEMI_DDVI_PAPER["epochs"]
+                n_train = s.get("semi_train", s["n_train"]) if spec.semi else s["n_train"]
+                n_labels = s["labels"].get(ds, s["labels"]["mnist"]) if spec.semi else None
                 for prior in priors:
-                    configs.append({**base, "task": "image", "prior": prior, "dataset": ds,
-                                    "data_dir": data_dir, "options": opts,
-                                    "n_train": s.get("semi_train", s["n_train"]) if spec.semi
-                                    else s["n_train"], "n_test": s["n_test"],
-                                    "epochs": epochs,
-                                    "mmd_samples": s["mmd_samples"],
-                                    "n_labels": s["labels"].get(ds, s["labels"]["mnist"])
-                                    if spec.semi else None})
+                    fit = ImageFitConfig(method, prior, seed, epochs, ds, n_train, s["n_test"],
+                                         n_labels, s["mmd_samples"], opts, data_dir)
+                    configs.append({**base, "task": "image", **fit.to_dict()})
                 continue
             geno = {"cohort": cohort, "n_snps": s["n_snps"], "n_components": s["n_components"]}
             if method in EMBEDDING_ROWS:
@@ -183,246 +178,72 @@ def table_configs(name: str, scale: str, seeds: Sequence[int] | None = None, *,
     return configs
 
 
-# ----------------------------------------------------------------------------- tabulation
+
+# ------------------------------------------------------------------------------------ running
 
 
-def _fmt(mean: float | None, ci: float | None, digits: int = 2) -> str:
-    if mean is None:
-        return "N/A"
-    return f"{mean:.{digits}f}" if ci is None or np.isnan(ci) else f"{mean:.{digits}f} ± {ci:.{digits}f}"
+@contextmanager
+def _environ(**values: str | None) -> Iterator[None]:
+    """Set the environment variables given (None: leave alone) for the block, then restore them."""
+    before = {k: os.environ.get(k) for k, v in values.items() if v is not None}
+    os.environ.update({k: v for k, v in values.items() if v is not None})
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
-def _cell(values: list[float]) -> dict[str, Any]:
-    if not values:
-        return {"n": 0, "mean": None, "ci": None}
-    mean, ci = mean_ci(values)
-    return {"n": len(values), "mean": mean, "ci": None if np.isnan(ci) else ci}
+def bench_fits(records: list[dict]) -> list[dict[str, Any]]:
+    """The fits as ``<table>.json`` of ``ddvi bench`` lists them (no latent points)."""
+    return [{"config": r["config"], "seconds": r["seconds"],
+             "result": {k: v for k, v in r["result"].items() if k != "points"}} for r in records]
 
 
-def _scale_line(name: str, scale: str, configs: list[dict]) -> str:
-    c = configs[0]
-    seeds = sorted({cfg["seed"] for cfg in configs})
-    if TABLES[name].kind == "image":
-        what = (f"{c['dataset']}, {c['n_train'] or 'all'} training / {c['n_test'] or 'all'} test "
-                f"images, {c['epochs']} epochs, MMD on {c['mmd_samples']} samples")
-        if c.get("n_labels"):
-            what += f", {c['n_labels']} class-balanced labels"
-    else:
-        what = (f"cohort {c['cohort']} ({c['n_snps'] or 'all'} SNPs, {c['n_components']} PCs / 30)")
-        if "time_marks" in c:
-            what += f", NMI at {', '.join(f'{m:g}' for m in c['time_marks'])} s of training"
-        elif "epochs" in c:
-            what += f", {c['epochs']} epochs"
-    return f"Scale `{scale}`: {what}; seeds {seeds} (mean ± 95% t-interval over seeds)."
-
-
-GENOTYPE_PROTOCOLS = (
-    "gmm20: a 20-component full-covariance Gaussian mixture (random_state 2, n_init 10, "
-    "reg_covar 1e-2) fitted on the 2-D map of every individual, its clusters scored against the "
-    "labels (the paper's protocol, reference notes 5.5)",
-    "model_clusters: the model's own 20 clusters (its cluster assignment of each individual)",
-    "purity: fraction of individuals in their cluster's majority label; completeness and NMI: "
-    "sklearn's completeness_score and normalized_mutual_info_score (arithmetic mean)",
-)
-TIMING_PROTOCOL = ("NMI: gmm20 protocol (20-component full-covariance GMM on the 2-D map, reference "
-                   "notes 5.5) against the 26 populations, scored whenever the training time "
-                   "(scoring excluded) passes a mark")
-
-
-def _has_current_nll(record: dict) -> bool:
-    return has_current_nll(record["result"])
-
-
-def _protocol_lines(name: str, records: list[dict]) -> list[str]:
-    """Which protocol computed each metric of the table (as the fits name them)."""
-    spec = TABLES[name]
-    if spec.kind == "image":
-        lines = metric_protocol_lines(spec.metrics, [r["result"] for r in records])
-        if any(row.endswith(ELBO_SUFFIX) for row in spec.rows):
-            lines.append(f"- Rows `…{ELBO_SUFFIX}` train on the plain ELBO (KL weight 1 and prior "
-                         "weight 1, nats per example); the other rows use the paper's weights, "
-                         "which differ by method, so their bounds are not compared at equal "
-                         "objectives.")
-        return lines
-    lines = ["Metrics (the protocol behind each number of this table):"]
-    if spec.kind == "genotype":
-        lines += [f"- {text}." for text in GENOTYPE_PROTOCOLS]
-    else:
-        lines.append(f"- {TIMING_PROTOCOL}.")
-    return lines
-
-
-def _floor_row(records: list[dict], priors: list[str]) -> tuple[str, dict]:
-    cells, table = [], {}
-    for prior in priors:
-        by_seed = {r["config"]["seed"]: r["result"]["latent_nll_floor"] for r in records
-                   if r["config"]["prior"] == prior and _has_current_nll(r)}
-        c = _cell(list(by_seed.values()))
-        table[prior] = c
-        text = _fmt(c["mean"], c["ci"]) if by_seed else "N/A"
-        ref = paper.LATENT_NLL_FLOOR.get(prior)
-        if ref is not None:
-            text += f" (reference floor, 10 000 latents: {ref:.2f})"
-        cells.append(text)
-    return "| floor: prior vs itself | " + " | ".join(cells) + " |", table
-
-
-def _image_table(name: str, records: list[dict]) -> tuple[list[str], dict]:
-    from ddvi.bench.compare import TITLES
-
-    spec = TABLES[name]
-    rows = list(dict.fromkeys(r["config"]["row"] for r in records))
-    priors = list(dict.fromkeys(r["config"]["prior"] for r in records))
-    ref = PAPER_NUMBERS.get(name, {})
-    lines, table = [], {}
-    for metric in spec.metrics:
-        lines += [f"### {TITLES[metric]}", "", "| method | " + " | ".join(priors) + " |",
-                  "|---|" + "---|" * len(priors)]
-        for row in rows:
-            cells = []
-            for prior in priors:
-                vals = [r["result"][metric] for r in records if r["config"]["row"] == row
-                        and r["config"]["prior"] == prior and r["result"].get(metric) is not None
-                        and (metric != "latent_nll" or _has_current_nll(r))]
-                c = _cell(vals)
-                table.setdefault(metric, {}).setdefault(row, {})[prior] = c
-                text = _fmt(c["mean"], c["ci"]) if vals else "N/A"
-                p = ref.get(metric, {}).get(row, {}).get(prior, "absent")
-                if p != "absent":
-                    text += " (paper: " + ("N/A" if p is None else _fmt(*p)) + ")"
-                cells.append(text)
-            lines.append(f"| {row} | " + " | ".join(cells) + " |")
-        if metric == "latent_nll":
-            floor, table["latent_nll_floor"] = _floor_row(records, priors)
-            lines.append(floor)
-            stale = sum(1 for r in records if r["result"].get("latent_nll") is not None
-                        and not _has_current_nll(r))
-            if stale:
-                lines += ["", f"{stale} cached fit(s) scored their latent NLL with the earlier "
-                          "protocol (prior samples with kernel noise) and are left out of this "
-                          "block: delete their folders under OUT/fits to recompute them."]
-        lines.append("")
-    return lines, table
-
-
-def _genotype_table(records: list[dict]) -> tuple[list[str], dict]:
-    rows = list(dict.fromkeys(r["config"]["row"] for r in records))
-    lines, table = [], {}
-    for protocol, target, note in (("gmm20", "population", "the paper's protocol"),
-                                   ("gmm20", "super_population", ""),
-                                   ("model_clusters", "population", "the model's own 20 clusters")):
-        lines += [f"### {protocol} vs {target.replace('_', '-')}s" + (f" ({note})" if note else ""),
-                  "", "| method | purity | completeness | NMI | train seconds |", "|---|---|---|---|---|"]
-        for row in rows:
-            recs = [r for r in records if r["config"]["row"] == row]
-            scored = [r["result"]["scores"].get(protocol, {}).get(target) for r in recs]
-            scored = [s for s in scored if s]
-            if not scored:
-                continue
-            cells = []
-            for metric in ("purity", "completeness", "nmi"):
-                c = _cell([s[metric] for s in scored])
-                table.setdefault(f"{protocol}/{target}", {}).setdefault(row, {})[metric] = c
-                text = _fmt(c["mean"], c["ci"])
-                p = paper.TABLE3[metric].get(row) if (protocol, target) == ("gmm20", "population") else None
-                cells.append(text + (f" (paper: {_fmt(*p)})" if p else ""))
-            secs = np.mean([r["result"]["train_seconds"] for r in recs])
-            lines.append(f"| {row} | " + " | ".join(cells) + f" | {secs:.1f} |")
-        lines.append("")
-    return lines, table
-
-
-def _timing_table(records: list[dict]) -> tuple[list[str], dict]:
-    rows = list(dict.fromkeys(r["config"]["row"] for r in records))
-    marks = records[0]["config"]["time_marks"]
-    lines = ["| method | " + " | ".join(f"NMI @ {m / 60:g} min" if m >= 60 else f"NMI @ {m:g} s"
-                                       for m in marks) + " |",
-             "|---|" + "---|" * len(marks)]
-    table: dict[str, list] = {}
-    for row in rows:
-        cells = []
-        for i, mark in enumerate(marks):
-            vals = [t["nmi"] for r in records if r["config"]["row"] == row
-                    for t in r["result"]["trace"] if t["mark_seconds"] == mark]
-            c = _cell(vals)
-            table.setdefault(row, []).append(c)
-            ref = paper.TABLE5.get(row, [None] * 6)
-            p = ref[i] if i < len(ref) else None
-            cells.append(_fmt(c["mean"], c["ci"]) + (f" (paper: {p:.2f})" if p is not None else ""))
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
-    lines += ["", "A mark past the end of training (max epochs reached) is scored at the end."
-              " The paper's marks are 10-60 minutes on a GPU; the `cpu` scale uses 0.5-3 minutes."]
-    return lines, table
-
-
-def _figure(name: str, records: list[dict], path: Path) -> Path | None:
-    from ddvi.plot import plot_latent_grid
-
-    first_seed = min(r["config"]["seed"] for r in records)
-    panels = {}
-    for r in records:
-        pts = r["result"].get("points")
-        if r["config"]["seed"] != first_seed or not pts:
-            continue
-        row, cfg = r["config"]["row"], r["config"]
-        # image tables: method x prior (the paper's Figures 2-3); genotype tables: one strip
-        key = (row, cfg["prior"]) if "prior" in cfg else (cfg.get("cohort", ""), row)
-        panels[key] = (np.asarray(pts["z"]), pts.get("labels"))
-    if not panels:
-        return None
-    return plot_latent_grid(panels, path, title=f"{name}: latent maps (seed {first_seed})")
-
-
-def run_bench(name: str, scale: str, out: str | Path, seeds: Sequence[int] | None = None, *,
+def run_table(spec: TableSpec, configs: list[dict[str, Any]], out: str | Path, *,
+              scale: str | None = None, paper_numbers: Mapping[str, Any] | None = None,
               scheduler: str | None = None, workers: int = 1, progress: bool = True,
-              device: str | None = None, **grid: Any) -> dict[str, Any]:
-    """Run (or reuse) every fit of the table and write ``OUT/<name>.md``, ``.json`` and ``.png``.
+              device: str | None = None, threads: str | None = None, figure: bool = True,
+              fits: Callable[[list[dict]], list[dict]] = bench_fits) -> dict[str, Any]:
+    """Run (or reuse, cached in ``OUT/fits``) every config of a named or ad-hoc table with
+    :func:`ddvi.bench.runner.run_grid` and :func:`ddvi.bench.tasks.run_task`, then write
+    ``OUT/<spec.name>.md``, ``.json`` (cells, ``scale`` if any, ``fits(records)``) and, with
+    ``figure``, ``.png``.
 
     ``device`` (default: ``$DDVI_BENCH_DEVICE``, else ``auto``) is where the fits compute; local
     Dask workers inherit it (with several GPUs, worker i takes GPU i mod their number), remote
-    workers read their own ``$DDVI_BENCH_DEVICE``. The fit cache does not depend on it."""
+    workers read their own ``$DDVI_BENCH_DEVICE``. ``threads`` likewise sets
+    ``$DDVI_BENCH_THREADS`` for the fits run in this process. The fit cache depends on neither."""
     from ddvi.bench.runner import run_grid
     from ddvi.bench.tasks import check_inputs, run_task
     from ddvi.devices import resolve_device
 
     out = Path(out)
-    configs = table_configs(name, scale, seeds, **grid)
     check_inputs(configs)
-    before = os.environ.get("DDVI_BENCH_DEVICE")
     if device is not None:
         resolve_device(device)  # a typo fails here, not in every task
-        os.environ["DDVI_BENCH_DEVICE"] = device
-    try:
+    with _environ(DDVI_BENCH_DEVICE=device, DDVI_BENCH_THREADS=threads):
         records = run_grid(run_task, configs, out / "fits", scheduler=scheduler, workers=workers,
                            progress=progress)
-    finally:
-        if before is None:
-            os.environ.pop("DDVI_BENCH_DEVICE", None)
-        else:
-            os.environ["DDVI_BENCH_DEVICE"] = before
-    spec = TABLES[name]
-    header = [f"## {name}: {spec.title}", "", _scale_line(name, scale, configs), "",
-              *_protocol_lines(name, records), ""]
-    if spec.kind == "image":
-        body, table = _image_table(name, records)
-        header.append("The paper's ELBO averages the reconstruction over pixels (not a bound); "
-                      "compare it with the per-pixel row, not with the bound in nats.")
-    elif spec.kind == "genotype":
-        body, table = _genotype_table(records)
-    else:
-        body, table = _timing_table(records)
-    data = {r["result"].get("data") for r in records if r["result"].get("data")}
-    if data:
-        header.append("Data: " + "; ".join(sorted(data)))
-    wall = sum(r["seconds"] for r in records)
-    footer = [f"{len(records)} fits, {wall:.0f} s of fitting in all (sum over fits)."]
-    md = "\n".join(header + [""] + body + footer) + "\n"
+    md, table = table_markdown(spec, scale, configs, records, paper_numbers or {})
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(md)
-    (out / f"{name}.json").write_text(json.dumps(
-        {"table": table, "scale": scale, "fits": [{"config": r["config"], "seconds": r["seconds"],
-                                                    "result": {k: v for k, v in r["result"].items()
-                                                               if k != "points"}}
-                                                   for r in records]}, indent=1, default=float))
-    figure = _figure(name, records, out / f"{name}.png")
-    return {"markdown": md, "table": table, "records": records, "figure": figure}
+    (out / f"{spec.name}.md").write_text(md)
+    (out / f"{spec.name}.json").write_text(json.dumps(
+        {"table": table, **({} if scale is None else {"scale": scale}), "fits": fits(records)},
+        indent=1, default=float))
+    path = latent_figure(spec.name, records, out / f"{spec.name}.png") if figure else None
+    return {"markdown": md, "table": table, "records": records, "figure": path}
+
+
+def run_bench(name: str, scale: str, out: str | Path, seeds: Sequence[int] | None = None, *,
+              scheduler: str | None = None, workers: int = 1, progress: bool = True,
+              device: str | None = None, **grid: Any) -> dict[str, Any]:
+    """Run (or reuse) every fit of the paper's table ``name`` at ``scale`` and write
+    ``OUT/<name>.md``, ``.json`` and ``.png`` (see :func:`run_table`; ``grid``: the options of
+    :func:`table_configs`)."""
+    configs = table_configs(name, scale, seeds, **grid)
+    return run_table(TABLES[name], configs, out, scale=scale, paper_numbers=PAPER_NUMBERS.get(name),
+                     scheduler=scheduler, workers=workers, progress=progress, device=device)

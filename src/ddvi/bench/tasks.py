@@ -17,12 +17,16 @@ __all__ = ["check_inputs", "embedding_fit", "genotype_fit", "image_fit", "run_ta
 FIGURE_POINTS = 2000  # latents kept per fit for the figures
 
 
-def _threads() -> int:
-    """Set and return the worker's thread count (``DDVI_BENCH_THREADS``, default 1); fits get it
-    explicitly, so the estimator's ``threads="auto"`` never oversubscribes a worker's core."""
+def _threads() -> int | str:
+    """Set and return the worker's thread count (``DDVI_BENCH_THREADS``, default 1; ``auto``: the
+    estimator's choice); fits get it explicitly, so the estimator's ``threads="auto"`` never
+    oversubscribes a worker's core."""
     import torch
 
-    n = int(os.environ.get("DDVI_BENCH_THREADS", "1"))
+    value = os.environ.get("DDVI_BENCH_THREADS", "1").strip().lower()
+    if value == "auto":
+        return value
+    n = int(value)
     torch.set_num_threads(n)
     return n
 
@@ -46,13 +50,6 @@ def _device() -> str:
     return spec
 
 
-@functools.lru_cache(maxsize=2)
-def _images(dataset: str, data_dir: str | None):
-    from ddvi.data import load_dataset
-
-    return load_dataset(dataset, data_dir)
-
-
 def _points(z: np.ndarray, labels: np.ndarray | None, seed: int) -> dict[str, list]:
     idx = np.random.default_rng(seed).permutation(len(z))[:FIGURE_POINTS]
     out = {"z": np.round(z[idx], 4).tolist()}
@@ -62,33 +59,13 @@ def _points(z: np.ndarray, labels: np.ndarray | None, seed: int) -> dict[str, li
 
 
 def image_fit(config: dict[str, Any]) -> dict[str, Any]:
-    """Fit one method on an image set (unsupervised, or semi-supervised with ``n_labels``) and
-    evaluate it with the paper's metrics (:func:`ddvi.report.evaluate`)."""
-    from ddvi.data import subset
-    from ddvi.estimator import DDVI
-    from ddvi.report import evaluate
+    """Fit and evaluate one image fit (:class:`ddvi.fitting.ImageFitConfig` as a dict, plus the
+    grid's labels) with :func:`ddvi.fitting.fit_and_evaluate`, on this worker's device and threads."""
+    from ddvi.fitting import ImageFitConfig, fit_and_evaluate
 
-    threads = _threads()
-    (x_train, y_train), (x_test, y_test) = _images(config["dataset"], config.get("data_dir"))
-    seed = int(config["seed"])
-    x_fit, y_fit = subset(x_train, y_train, config.get("n_train"), seed)
-    if config.get("n_test"):
-        x_test, y_test = subset(x_test, y_test, config["n_test"], seed)
-    model = DDVI(method=config["method"], prior=config["prior"], epochs=config["epochs"], seed=seed,
-                 verbose=False, threads=threads, device=_device(), **config.get("options", {}))
-    y_semi = None
-    if config.get("n_labels") is not None:
-        from ddvi.tasks import select_labels
-
-        y_semi = select_labels(y_fit, config["n_labels"], seed=seed, balanced=True)
-    start = time.perf_counter()
-    model.fit(x_fit, y_semi)
-    seconds = time.perf_counter() - start
-    m = evaluate(model, x_test, y_test, x_fit, y_fit, mmd_samples=config.get("mmd_samples", 2000),
-                 seed=seed, dataset=config["dataset"])
-    m["train_seconds"] = seconds
-    m["points"] = _points(model.transform(x_test), y_test, seed)
-    return m
+    fit = ImageFitConfig.from_dict(config)
+    done = fit_and_evaluate(fit, device=_device(), threads=_threads())
+    return {**done.metrics, "points": _points(done.model.transform(done.x_test), done.y_test, fit.seed)}
 
 
 @functools.lru_cache(maxsize=2)
@@ -181,6 +158,8 @@ def run_task(config: dict[str, Any]) -> dict[str, Any]:
 def check_inputs(configs: list[dict[str, Any]]) -> None:
     """Fail before any fit when an image set the grid needs is absent (e.g. CIFAR-10 is never
     downloaded by a bench: the message says where to put it)."""
+    from ddvi.fitting import load_images
+
     for dataset, data_dir in {(c["dataset"], c.get("data_dir")) for c in configs
                               if c.get("task") == "image"}:
-        _images(dataset, data_dir)
+        load_images(dataset, data_dir)
