@@ -311,8 +311,28 @@ def random_out(model: Method, std: float = 0.05) -> None:
     torch.nn.init.normal_(model.posterior.denoiser.out.weight, std=std)
 
 
-POSTS = {"film": film, "randout": random_out, "randout_big": lambda m: random_out(m, 0.3), "x0": x0_residual, "tril": tril_affine, "zframe": z_frame,
-         "meanstd": lambda m: z_frame(m, False), "sched": learned_schedule,
+def x_context(model: Method) -> None:
+    """Prototype: the denoiser's context is the encoder's context plus x itself (the toy's x is
+    2-D), so the chain's x-dependence does not hang on a learned context head."""
+    from ddvi.nets import Denoiser
+
+    post = model.posterior
+    old, encode = post.denoiser, post.encode
+    post.denoiser = Denoiser(post.latent_dim, post.timesteps, old.out.in_features, len(old.hidden) + 1,
+                             post.context_dim + 2, extra_out=post.latent_dim if post.learn_variance else 0)
+    torch.nn.init.zeros_(post.denoiser.out.weight)
+    torch.nn.init.zeros_(post.denoiser.out.bias)
+
+    def encode_with_x(x):
+        mean, std, context = encode(x)
+        return mean, std, torch.cat([context, x], -1)
+
+    post.encode = encode_with_x
+
+
+POSTS = {"film": film, "xctx": x_context, "randout": random_out,
+         "randout_big": lambda m: random_out(m, 0.3), "x0": x0_residual, "tril": tril_affine,
+         "zframe": z_frame, "meanstd": lambda m: z_frame(m, False), "sched": learned_schedule,
          "sched_global": lambda m: learned_schedule(m, True), "rnet": learned_reverse}
 
 
