@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-import ddvi.plot as dplot
+import ddvi.plot.ancestry as dplot
 from ddvi.plot import (
     SUPER_POPULATION_CMAPS,
     ancestry_colors,
