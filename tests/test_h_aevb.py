@@ -1,12 +1,12 @@
-"""H-AEVB: the auxiliary-variable bound term by brute force, the links between levels, the bound."""
+"""H-AEVB: the auxiliary-variable bound term by brute force, the links between levels (its bound
+on the toy model: the method contract in test_methods.py)."""
 
 import math
 
 import torch
-from test_methods import exact_log_px, fit_steps, grads_of, mc_elbo
 
 from ddvi.likelihoods import Gaussian
-from ddvi.methods.h_aevb import HAEVB
+from ddvi.methods import HAEVB
 from ddvi.nets import mlp
 from ddvi.posteriors.hierarchical import HierarchicalPosterior
 from ddvi.priors import get_prior
@@ -18,7 +18,8 @@ def toy_h(seed: int = 0, D: int = 5) -> HAEVB:
     with torch.no_grad():
         lik.log_scale.fill_(math.log(0.3))
     q = HierarchicalPosterior(D, 2, (32,))
-    return HAEVB(get_prior("square"), lik, mlp(2, (32,), D), q, beta_reg=1.0, prior_weight=1.0)
+    return HAEVB(get_prior("square"), lik, mlp(2, (32,), D), q, beta_reg=1.0, prior_weight=1.0,
+                 name="h-aevb")
 
 
 def randomise_flows(q: HierarchicalPosterior, std: float = 0.5) -> None:
@@ -89,7 +90,7 @@ def test_rsample_is_reproducible_and_shapes():
     assert s.shape == (7, 2) and torch.equal(s, q.summary(x))
 
 
-def test_gradients_reach_encoder_flows_and_reverse_model():
+def test_gradients_reach_encoder_flows_and_reverse_model(grads_of):
     model = toy_h()
     assert model.name == "h-aevb"
     x = torch.rand(8, 5)
@@ -101,19 +102,3 @@ def test_gradients_reach_encoder_flows_and_reverse_model():
     # the reconstruction alone reaches the a-level through z (levels linked)
     rec = grads_of(model, -model.elbo_terms(x)["rec"].mean())
     assert any(n.startswith("posterior.flow_a.") for n in rec)
-
-
-def test_elbo_stays_below_exact_log_likelihood():
-    model = toy_h()
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        z, _ = model.prior.sample(64, g)
-        x = model.likelihood.sample(model.decoder(z), g)
-    fit_steps(model, x)
-    exact = exact_log_px(model, x[:8])
-    est, se = mc_elbo(model, x[:8])
-    assert bool((est <= exact + 4 * se + 1e-3).all()), (est - exact)
-    gap = float((exact - est).mean())
-    assert gap >= 0
-    print(f"h-aevb: mean log p(x) {float(exact.mean()):.3f}, ELBO {float(est.mean()):.3f}, "
-          f"gap {gap:.3f} nats")

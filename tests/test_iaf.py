@@ -1,12 +1,12 @@
-"""AEVB-IAF: the flow's density bookkeeping, its direction and ordering, and the bound."""
+"""AEVB-IAF: the flow's density bookkeeping, its direction and ordering (its bound on the toy
+model: the method contract in test_methods.py)."""
 
 import math
 
 import torch
-from test_methods import exact_log_px, fit_steps, grads_of, mc_elbo
 
 from ddvi.likelihoods import Gaussian
-from ddvi.methods.aevb_iaf import AEVBIAF
+from ddvi.methods import AEVBIAF
 from ddvi.nets import mlp
 from ddvi.posteriors.iaf import IAFPosterior
 from ddvi.priors import get_prior
@@ -18,7 +18,8 @@ def toy_iaf(seed: int = 0, D: int = 5) -> AEVBIAF:
     with torch.no_grad():
         lik.log_scale.fill_(math.log(0.3))
     q = IAFPosterior(D, 2, (32,))
-    return AEVBIAF(get_prior("square"), lik, mlp(2, (32,), D), q, beta_reg=1.0, prior_weight=1.0)
+    return AEVBIAF(get_prior("square"), lik, mlp(2, (32,), D), q, beta_reg=1.0, prior_weight=1.0,
+                   name="aevb-iaf")
 
 
 def sharpen(q: IAFPosterior, std: float = 0.5) -> None:
@@ -123,7 +124,7 @@ def test_rsample_is_reproducible_and_shapes():
     assert torch.allclose(s, q.flow(mean, ctx)[0])
 
 
-def test_gradients_reach_encoder_and_every_flow_step():
+def test_gradients_reach_encoder_and_every_flow_step(grads_of):
     model = toy_iaf()
     assert model.name == "aevb-iaf"
     names = grads_of(model, -model.elbo_terms(torch.rand(8, 5))["elbo"].mean())
@@ -131,19 +132,3 @@ def test_gradients_reach_encoder_and_every_flow_step():
     assert any(n.startswith("posterior.encoder.") for n in names)
     for k in range(4):
         assert any(n.startswith(f"posterior.flow.transforms.{k}.hyper.") for n in names), k
-
-
-def test_elbo_stays_below_exact_log_likelihood():
-    model = toy_iaf()
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():
-        z, _ = model.prior.sample(64, g)
-        x = model.likelihood.sample(model.decoder(z), g)
-    fit_steps(model, x)
-    exact = exact_log_px(model, x[:8])
-    est, se = mc_elbo(model, x[:8])
-    assert bool((est <= exact + 4 * se + 1e-3).all()), (est - exact)
-    gap = float((exact - est).mean())
-    assert gap >= 0
-    print(f"aevb-iaf: mean log p(x) {float(exact.mean()):.3f}, ELBO {float(est.mean()):.3f}, "
-          f"gap {gap:.3f} nats")

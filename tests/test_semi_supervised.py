@@ -195,13 +195,7 @@ def test_bound_holds_and_partitions_recompose_the_prior():
 # ----------------------------------------------------------------------------- gradients
 
 
-def grads_of(model: nn.Module, loss: torch.Tensor) -> set[str]:
-    model.zero_grad(set_to_none=True)
-    loss.backward()
-    return {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-
-
-def test_classifier_gradients_come_from_unlabelled_prior_and_ce_only():
+def test_classifier_gradients_come_from_unlabelled_prior_and_ce_only(grads_of):
     m = toy_semi()
     x = torch.randn(8, D)
     labels = torch.arange(8)

@@ -1,19 +1,21 @@
-"""Methods by name, and the paper's default weights for each (appendix H)."""
+"""Methods by name: each an objective paired with a posterior family, in one table
+(:data:`METHOD_TABLE`), with the paper's default weights for it (appendix H)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ddvi.convnets import ARCHS, CONV_HIDDEN, architecture
 from ddvi.likelihoods import get_likelihood
 from ddvi.methods.aaeb import AAEB
-from ddvi.methods.aevb import AEVB
-from ddvi.methods.aevb_iaf import AEVBIAF
+from ddvi.methods.aevb import AEVB, ElboObjective
 from ddvi.methods.base import Method, StepContext
-from ddvi.methods.ddvi import DDVI, SLEEP_MODES
-from ddvi.methods.h_aevb import HAEVB
-from ddvi.methods.pis import PIS
+from ddvi.methods.ddvi import DDVI
+from ddvi.methods.wake_sleep import SLEEP_MODES, Sleeper, WakeSleep
+from ddvi.nets import EncoderFactory
+from ddvi.posteriors.base import Posterior
 from ddvi.posteriors.deterministic import DeterministicPosterior
 from ddvi.posteriors.diffusion import DiffusionPosterior
 from ddvi.posteriors.gaussian import GaussianPosterior
@@ -22,15 +24,115 @@ from ddvi.posteriors.iaf import IAFPosterior
 from ddvi.posteriors.pis import PISPosterior
 from ddvi.priors import Prior, get_prior
 
-METHODS = ("aevb", "aevb-iaf", "aaeb", "h-aevb", "pis", "ddvi")
+# AEVB-IAF, H-AEVB and PIS train AEVB's objective; only their posterior family differs (their
+# former class names stay as aliases; build_method gives the model its method's name).
+AEVBIAF = HAEVB = PIS = AEVB
+
+PAPER_PRIOR_WEIGHT = 5.0
+PAPER_LR = {"aaeb": 2e-4}
+
+
+@dataclass(frozen=True)
+class PosteriorArgs:
+    """What a posterior family is built from (``build_method``'s arguments): the encoder network,
+    the context for flows, drifts and denoisers (None = the family's default), DDVI's chain."""
+
+    n_features: int
+    latent_dim: int
+    hidden: Sequence[int]
+    dropout: float
+    encoder: EncoderFactory
+    context_dim: int | None = None
+    timesteps: int = 20
+    schedule: str = "linear"
+    denoiser_hidden: int = 128
+    denoiser_layers: int = 5
+    learn_variance: bool = True
+    beta_start: float | None = None
+    beta_end: float | None = None
+    sleep: str = "none"
+
+    def context(self, default: int = 10) -> int:
+        return default if self.context_dim is None else self.context_dim
+
+
+def gaussian_posterior(a: PosteriorArgs) -> Posterior:
+    return GaussianPosterior(a.n_features, a.latent_dim, a.hidden, a.dropout, encoder=a.encoder)
+
+
+def iaf_posterior(a: PosteriorArgs) -> Posterior:
+    return IAFPosterior(a.n_features, a.latent_dim, a.hidden, context_dim=a.context(),
+                        dropout=a.dropout, encoder=a.encoder)
+
+
+def hierarchical_posterior(a: PosteriorArgs) -> Posterior:
+    return HierarchicalPosterior(a.n_features, a.latent_dim, a.hidden, context_dim=a.context(),
+                                 dropout=a.dropout, encoder=a.encoder)
+
+
+def pis_posterior(a: PosteriorArgs) -> Posterior:
+    return PISPosterior(a.n_features, a.latent_dim, a.hidden, a.timesteps, context_dim=a.context(),
+                        drift_hidden=a.denoiser_hidden, dropout=a.dropout, encoder=a.encoder)
+
+
+def deterministic_posterior(a: PosteriorArgs) -> Posterior:
+    return DeterministicPosterior(a.n_features, a.latent_dim, a.hidden, a.dropout, encoder=a.encoder)
+
+
+def diffusion_posterior(a: PosteriorArgs) -> Posterior:
+    """Context 10 by default, 0 for the latent sleep (an unconditional denoiser)."""
+    return DiffusionPosterior(a.n_features, a.latent_dim, a.hidden, timesteps=a.timesteps,
+                              schedule=a.schedule,
+                              context_dim=a.context(0 if a.sleep == "latent" else 10),
+                              denoiser_hidden=a.denoiser_hidden, denoiser_layers=a.denoiser_layers,
+                              dropout=a.dropout, learn_variance=a.learn_variance,
+                              encoder=a.encoder, beta_start=a.beta_start, beta_end=a.beta_end)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method: the objective (the :class:`Method` subclass that trains it), the factory of
+    the posterior family it trains, and the objective's defaults: the paper's per-pixel KL weight
+    (``beta_reg = kl_weight * n_features``), prior weight and KL warm-up (AEVB's objective;
+    None: fixed at 1, no warm-up); ``wake_sleep``: the objective takes DDVI's sleep settings."""
+
+    objective: type[Method]
+    posterior: Callable[[PosteriorArgs], Posterior]
+    kl_weight: float | None = None
+    prior_weight: float | None = None
+    warmup_fraction: float = 0.0
+    wake_sleep: bool = False
+
+    def settings(self, n_features: int, beta_reg: float | None, prior_weight: float | None,
+                 **wake_sleep: Any) -> dict[str, Any]:
+        """The objective's keyword arguments: the given weights, else the defaults, and (for a
+        ``wake_sleep`` objective) the sleep settings ``wake_sleep``."""
+        out: dict[str, Any] = {}
+        if self.kl_weight is not None:
+            out["beta_reg"] = self.kl_weight * n_features if beta_reg is None else beta_reg
+        if self.prior_weight is not None:
+            out["prior_weight"] = self.prior_weight if prior_weight is None else prior_weight
+            out["warmup_fraction"] = self.warmup_fraction
+        return out | (wake_sleep if self.wake_sleep else {})
+
 
 # The paper states KL weights relative to a per-pixel *mean* reconstruction; in nats per example
 # (reconstruction summed over the n_features) the same objective has beta = weight * n_features.
-# AEVB-IAF uses AEVB's weights (appendix H); the paper gives none for H-AEVB and PIS, which use them too.
-PAPER_KL_WEIGHT = {"aevb": 0.01, "aevb-iaf": 0.01, "h-aevb": 0.01, "pis": 0.01, "ddvi": 0.003}
-PAPER_PRIOR_WEIGHT = 5.0
-PAPER_LR = {"aaeb": 2e-4}
-_ELBO_BASELINES = {"aevb": AEVB, "aevb-iaf": AEVBIAF, "h-aevb": HAEVB, "pis": PIS}
+# It gives AEVB-IAF AEVB's weights (appendix H), and none for H-AEVB and PIS, which use them too:
+# H-AEVB's log_q = log q(a|x) + log q(z|a,x) - log r(a|z,x) and PIS's path-space term make
+# AEVB's loss their bounds.
+_AEVB_WEIGHTS = {"kl_weight": 0.01, "prior_weight": PAPER_PRIOR_WEIGHT, "warmup_fraction": 0.8}
+METHOD_TABLE: dict[str, MethodSpec] = {
+    "aevb": MethodSpec(AEVB, gaussian_posterior, **_AEVB_WEIGHTS),
+    "aevb-iaf": MethodSpec(AEVB, iaf_posterior, **_AEVB_WEIGHTS),
+    "aaeb": MethodSpec(AAEB, deterministic_posterior),
+    "h-aevb": MethodSpec(AEVB, hierarchical_posterior, **_AEVB_WEIGHTS),
+    "pis": MethodSpec(AEVB, pis_posterior, **_AEVB_WEIGHTS),
+    "ddvi": MethodSpec(DDVI, diffusion_posterior, kl_weight=0.003, wake_sleep=True),
+}
+METHODS = tuple(METHOD_TABLE)
+PAPER_KL_WEIGHT = {name: spec.kl_weight for name, spec in METHOD_TABLE.items()
+                   if spec.kl_weight is not None}
 
 
 def build_method(method: str, n_features: int, *, prior: str | Prior = "pinwheel",
@@ -43,7 +145,8 @@ def build_method(method: str, n_features: int, *, prior: str | Prior = "pinwheel
                  prior_options: dict[str, Any] | None = None, arch: str = "mlp",
                  beta_start: float | None = None, beta_end: float | None = None,
                  denoiser_layers: int = 5, learn_variance: bool = True) -> Method:
-    """Assemble prior, decoder, likelihood and posterior into the named method.
+    """Assemble prior, decoder, likelihood and the method's posterior family and objective
+    (its row of :data:`METHOD_TABLE`); arguments a method does not use are ignored.
 
     ``arch``: ``"mlp"`` (MLP encoders and decoder, any data) or ``"conv"`` (the paper's CIFAR-10
     networks, for flattened 32x32 images with 1-3 channels, HWC order): every network that reads
@@ -58,10 +161,11 @@ def build_method(method: str, n_features: int, *, prior: str | Prior = "pinwheel
     variances. ``prior``: a name for :func:`ddvi.priors.get_prior` (with ``prior_options``), or a
     :class:`ddvi.priors.Prior` used as it is (e.g. a :class:`ddvi.priors.SamplesPrior`).
     """
-    if method not in METHODS:
+    if method not in METHOD_TABLE:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if n_features < 1:
         raise ValueError(f"n_features must be >= 1, got {n_features}")
+    spec = METHOD_TABLE[method]
     encoder, make_decoder = architecture(arch, n_features)
     if hidden is None:
         hidden = CONV_HIDDEN if arch == "conv" else (1000, 1000)
@@ -73,39 +177,17 @@ def build_method(method: str, n_features: int, *, prior: str | Prior = "pinwheel
         raise ValueError(f"prior {name!r} is {p.dim}-dimensional but latent_dim={latent_dim}")
     lik = get_likelihood(likelihood, n_features)
     decoder = make_decoder(latent_dim, hidden, n_features, dropout)
-    if method == "aaeb":
-        return AAEB(p, lik, decoder, DeterministicPosterior(n_features, latent_dim, hidden, dropout,
-                                                            encoder=encoder))
-    if beta_reg is None:
-        beta_reg = PAPER_KL_WEIGHT[method] * n_features
-    if method in _ELBO_BASELINES:
-        ctx = 10 if context_dim is None else context_dim
-        if method == "aevb":
-            q = GaussianPosterior(n_features, latent_dim, hidden, dropout, encoder=encoder)
-        elif method == "aevb-iaf":
-            q = IAFPosterior(n_features, latent_dim, hidden, context_dim=ctx, dropout=dropout,
-                             encoder=encoder)
-        elif method == "h-aevb":
-            q = HierarchicalPosterior(n_features, latent_dim, hidden, context_dim=ctx, dropout=dropout,
-                                      encoder=encoder)
-        else:
-            q = PISPosterior(n_features, latent_dim, hidden, timesteps, context_dim=ctx,
-                             drift_hidden=denoiser_hidden, dropout=dropout, encoder=encoder)
-        pw = PAPER_PRIOR_WEIGHT if prior_weight is None else prior_weight
-        return _ELBO_BASELINES[method](p, lik, decoder, q, beta_reg=beta_reg, prior_weight=pw,
-                                       warmup_fraction=0.8)
-    if sleep not in SLEEP_MODES:
-        raise ValueError(f"unknown sleep mode {sleep!r}; choose one of {SLEEP_MODES}")
-    if context_dim is None:
-        context_dim = 0 if sleep == "latent" else 10
-    q = DiffusionPosterior(n_features, latent_dim, hidden, timesteps=timesteps, schedule=schedule,
-                           context_dim=context_dim, denoiser_hidden=denoiser_hidden,
-                           denoiser_layers=denoiser_layers, dropout=dropout,
-                           learn_variance=learn_variance, encoder=encoder, beta_start=beta_start,
-                           beta_end=beta_end)
-    return DDVI(p, lik, decoder, q, sleep=sleep, beta_reg=beta_reg, beta_diff=beta_diff,
-                sleep_steps=sleep_steps, fantasy=fantasy)
+    q = spec.posterior(PosteriorArgs(
+        n_features, latent_dim, hidden, dropout, encoder, context_dim=context_dim,
+        timesteps=timesteps, schedule=schedule, denoiser_hidden=denoiser_hidden,
+        denoiser_layers=denoiser_layers, learn_variance=learn_variance, beta_start=beta_start,
+        beta_end=beta_end, sleep=sleep))
+    settings = spec.settings(n_features, beta_reg, prior_weight, sleep=sleep, beta_diff=beta_diff,
+                             sleep_steps=sleep_steps, fantasy=fantasy)
+    return spec.objective(p, lik, decoder, q, name=method, **settings)
 
 
-__all__ = ["AAEB", "AEVB", "AEVBIAF", "ARCHS", "DDVI", "HAEVB", "METHODS", "PAPER_LR", "PIS", "Method",
-           "StepContext", "build_method"]
+__all__ = ["AAEB", "AEVB", "AEVBIAF", "ARCHS", "DDVI", "HAEVB", "METHODS", "METHOD_TABLE",
+           "PAPER_KL_WEIGHT", "PAPER_LR", "PAPER_PRIOR_WEIGHT", "PIS", "SLEEP_MODES",
+           "ElboObjective", "Method", "MethodSpec", "PosteriorArgs", "Sleeper", "StepContext",
+           "WakeSleep", "build_method"]

@@ -44,8 +44,8 @@ class AAEB(Method):
     def __init__(self, prior: Prior, likelihood: Likelihood, decoder: nn.Module,
                  posterior: DeterministicPosterior,
                  discriminator_hidden: Sequence[int] = (1000, 1000), noise_start: float = 0.3,
-                 lr: float | None = None):
-        super().__init__(prior, likelihood, decoder, posterior)
+                 lr: float | None = None, *, name: str | None = None):
+        super().__init__(prior, likelihood, decoder, posterior, name=name)
         if noise_start < 0:
             raise ValueError(f"noise_start must be >= 0, got {noise_start}")
         self.noise_start, self.lr = noise_start, lr

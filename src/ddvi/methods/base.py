@@ -41,20 +41,41 @@ def linear_warmup(weight: float, epoch: int, epochs: int, fraction: float) -> fl
     return weight if ramp <= 0 else weight * min(1.0, epoch / ramp)
 
 
+class Held:
+    """A method attribute that reads and writes a field of a settings object the method holds,
+    e.g. ``beta_reg = Held("objective")`` or ``sleep = Held("wake_sleep", "mode")``."""
+
+    def __init__(self, holder: str, field: str | None = None):
+        self.holder, self.field = holder, field
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.field = self.field or name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(getattr(obj, self.holder), self.field)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        setattr(getattr(obj, self.holder), self.field, value)
+
+
 class Method(nn.Module):
     """A latent variable model p(x|z)p(z) with a posterior family and its training objective.
 
-    Subclasses implement ``training_step``; everything that evaluates a fitted model lives here.
+    Subclasses implement ``loss_terms`` (one optimizer) or ``training_step``; everything that
+    evaluates a fitted model lives here. ``name`` defaults to the class's (the method table names
+    the methods that share an objective class).
     """
 
     name: str = "method"
     has_elbo: bool = True
 
     def __init__(self, prior: Prior, likelihood: Likelihood, decoder: nn.Module,
-                 posterior: Posterior):
+                 posterior: Posterior, *, name: str | None = None):
         super().__init__()
         self.prior, self.likelihood = prior, likelihood
         self.decoder, self.posterior = decoder, posterior
+        if name is not None:
+            self.name = name
 
     # ---- groups of parameters: theta (generative model) and phi (inference) ---------------
     def generative_parameters(self) -> list[nn.Parameter]:
@@ -85,10 +106,17 @@ class Method(nn.Module):
         """Mean of p(x | z)."""
         return self.likelihood.mean(self.decoder(z))
 
+    def loss_terms(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        """The training loss ``loss`` of batch ``x`` (not detached) and its named parts."""
+        raise NotImplementedError
+
     def training_step(self, x: Tensor, optimizer: Any, ctx: StepContext) -> dict[str, Tensor]:
         """One update on batch ``x`` with what ``configure_optimizer`` returned; returns detached
-        named loss terms, ``loss`` among them (the trainer logs them per epoch)."""
-        raise NotImplementedError
+        named loss terms, ``loss`` among them (the trainer logs them per epoch). By default one
+        optimizer step on ``loss_terms(x, ctx)["loss"]``."""
+        terms = self.loss_terms(x, ctx)
+        self._step(optimizer, terms["loss"])
+        return {k: v.detach() for k, v in terms.items()}
 
     @staticmethod
     def _step(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:

@@ -43,8 +43,9 @@ from torch import Tensor, nn
 
 from ddvi.devices import module_device
 from ddvi.methods import build_method
-from ddvi.methods.base import Method, StepContext, linear_warmup
-from ddvi.methods.ddvi import DDVI, pretrain_shape, wake_sleep_step
+from ddvi.methods.aevb import AEVB
+from ddvi.methods.base import Held, Method, StepContext
+from ddvi.methods.wake_sleep import dream_shape_loss, warm_up_denoiser
 from ddvi.nets import mlp
 from ddvi.priors import MixturePrior
 
@@ -154,9 +155,10 @@ def predict_clusters(method: Method, x: Tensor, batch_size: int = 1024) -> np.nd
 class ClusterVariable(Method):
     """Strategy (b): a categorical cluster latent k on top of a base method (module docstring).
 
-    Shares the base's prior p(z), likelihood, decoder and posterior q(z|x), and copies its
-    objective weights (``beta_reg``, ``prior_weight``, ``warmup_fraction``; DDVI's ``sleep``,
-    ``beta_diff``, ``sleep_steps``, ``fantasy``). Adds ``cluster_head`` (x -> logits of q(k|x)),
+    Shares the base's prior p(z), likelihood, decoder and posterior q(z|x), and holds its
+    ``objective`` (``beta_reg``, ``prior_weight``, ``warmup_fraction``) and, for a DDVI base, its
+    ``wake_sleep`` (whose dreams it draws itself: a :class:`~ddvi.methods.wake_sleep.Sleeper`).
+    Adds ``cluster_head`` (x -> logits of q(k|x)),
     ``centres`` mu (K, d) and the weight logits of pi (a parameter if ``weights="learned"``,
     else a zero buffer = uniform pi).
 
@@ -167,11 +169,13 @@ class ClusterVariable(Method):
     ``n_data=None`` scales the Dirichlet term by 1 / batch size.
     """
 
-    def __init__(self, base: Method, n_clusters: int, n_features: int, *,
+    beta_reg, prior_weight, warmup_fraction = Held("objective"), Held("objective"), Held("objective")
+
+    def __init__(self, base: AEVB, n_clusters: int, n_features: int, *,
                  head_hidden: Sequence[int] = (1000, 1000), mode: str = "shift",
                  spread: float = 1.0, seed: int = 0, init: str = "circle", weights: str = "learned",
                  dirichlet_eps: float = 1.0, n_data: int | None = None, beta_cluster: float = 1.0):
-        if not getattr(base, "has_elbo", True) or not hasattr(base, "beta_reg"):
+        if not isinstance(base, AEVB):
             raise ValueError(f"the cluster variable needs an ELBO-trained base method, got {base.name!r}")
         if mode not in CLUSTER_MODES:
             raise ValueError(f"mode must be one of {CLUSTER_MODES}, got {mode!r}")
@@ -181,16 +185,10 @@ class ClusterVariable(Method):
             raise ValueError(f"dirichlet_eps must be > 0, got {dirichlet_eps}")
         if n_data is not None and n_data < 1:
             raise ValueError(f"n_data must be >= 1, got {n_data}")
-        super().__init__(base.prior, base.likelihood, base.decoder, base.posterior)
-        self.name = f"{base.name}+cluster"
+        super().__init__(base.prior, base.likelihood, base.decoder, base.posterior,
+                         name=f"{base.name}+cluster")
         self.base_name, self.mode, self.n_clusters = base.name, mode, int(n_clusters)
-        self.beta_reg = float(base.beta_reg)
-        self.prior_weight = float(getattr(base, "prior_weight", 1.0))
-        self.warmup_fraction = float(getattr(base, "warmup_fraction", 0.0))
-        self.sleep = base.sleep if isinstance(base, DDVI) else "none"
-        self.beta_diff = float(getattr(base, "beta_diff", 1.0))
-        self.sleep_steps = int(getattr(base, "sleep_steps", 1))
-        self.fantasy = getattr(base, "fantasy", "sample")
+        self.objective, self.wake_sleep = base.objective, base.wake_sleep
         self.weights, self.dirichlet_eps, self.n_data = weights, float(dirichlet_eps), n_data
         self.beta_cluster = float(beta_cluster)
         dim = self.posterior.latent_dim
@@ -201,6 +199,11 @@ class ClusterVariable(Method):
             self.weight_logits = nn.Parameter(logits)
         else:
             self.register_buffer("weight_logits", logits)
+
+    @property
+    def sleep(self) -> str:
+        """The DDVI base's sleep mode ("none" for other bases)."""
+        return "none" if self.wake_sleep is None else self.wake_sleep.mode
 
     # ---- parameter groups ----------------------------------------------------------------------
     def generative_parameters(self) -> list[nn.Parameter]:
@@ -271,6 +274,16 @@ class ClusterVariable(Method):
         return z
 
     # ---- training ------------------------------------------------------------------------------
+    def loss_terms(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        t = self.elbo_terms(x, ctx.generator)
+        terms = self.objective.loss_terms(t, ctx, extra=self.beta_cluster * t["cluster"])
+        terms["loss"] = terms["loss"] - self.log_dirichlet() / (self.n_data or x.shape[0])
+        terms["cluster"] = t["cluster"].mean()
+        if self.wake_sleep is not None:
+            self.wake_sleep.add_sleep(terms, self, x.shape[0], ctx.generator)
+        return terms
+
+    # ---- dreams (a DDVI base's sleep) ----------------------------------------------------------
     def _fantasy(self, n: int, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """(k, z) with k ~ pi and z the posterior's latent: z ~ p(z) (shift) / p0 + mu_k (prior)."""
         probs = self.log_weights().detach().exp()
@@ -280,42 +293,31 @@ class ClusterVariable(Method):
             z = z + self.centres.detach()[k]
         return k, z
 
+    def dream_latent(self, n: int, generator: torch.Generator | None) -> Tensor:
+        """Prior samples of the posterior's latent z."""
+        return self._fantasy(n, generator)[1]
+
     def latent_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
         """The unconditional chain's NLL of prior samples of z (appendix B)."""
-        _, z = self._fantasy(n, generator)
-        return self.posterior.shape_loss(z, generator).mean()
+        return dream_shape_loss(self, n, generator)
 
     def full_sleep_loss(self, n: int, generator: torch.Generator | None) -> Tensor:
         """DDVI's L_diff on fantasies (k, z, x) ~ p plus -log q(k | x); phi only."""
+        if self.wake_sleep is None:
+            raise ValueError("the sleep phase needs a DDVI base")
         with torch.no_grad():
             k, z = self._fantasy(n, generator)
             u = z + self.centres[k] if self.mode == "shift" else z
-            out = self.decoder(u)
-            x = self.likelihood.sample(out, generator) if self.fantasy == "sample" \
-                else self.likelihood.mean(out)
+            x = self.wake_sleep.fantasy_x(self.likelihood, self.decoder(u), generator)
         head = -self.cluster_log_probs(x).gather(1, k[:, None])[:, 0]
         return (self.posterior.sleep_loss(x, z, generator) + head).mean()
-
-    def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
-                      ctx: StepContext) -> dict[str, Tensor]:
-        g = ctx.generator
-        t = self.elbo_terms(x, g)
-        beta = linear_warmup(self.beta_reg, ctx.epoch, ctx.epochs, self.warmup_fraction)
-        reg = self.prior_weight * t["log_prior"] - t["log_q"]
-        n_data = self.n_data or x.shape[0]
-        loss = -(t["rec"] + beta * reg + self.beta_cluster * t["cluster"]).mean() \
-            - self.log_dirichlet() / n_data
-        terms = {"loss": loss, "rec": t["rec"].mean(), "reg": reg.mean(),
-                 "cluster": t["cluster"].mean(), "elbo": t["elbo"].mean()}
-        return wake_sleep_step(self, terms, x.shape[0], optimizer, g)
 
     def pretrain_denoiser(self, steps: int, batch_size: int, lr: float,
                           generator: torch.Generator | None = None) -> list[float]:
         """DDVI's optional denoiser warm-up on prior samples of the posterior's latent z."""
-        if self.base_name != "ddvi":
+        if self.wake_sleep is None:
             raise ValueError("pretrain_denoiser needs a DDVI base")
-        return pretrain_shape(self, lambda: self._fantasy(batch_size, generator)[1], steps, lr,
-                              generator)
+        return warm_up_denoiser(self, steps, batch_size, lr, generator)
 
 
 def build_cluster_variable(method: str, n_features: int, n_clusters: int = 20, *,

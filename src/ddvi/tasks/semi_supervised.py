@@ -35,8 +35,9 @@ from torch import Tensor, nn
 from ddvi.likelihoods import Likelihood
 from ddvi.methods import build_method
 from ddvi.methods.aaeb import AAEB, Optimizers
-from ddvi.methods.base import Method, StepContext, adam, linear_warmup
-from ddvi.methods.ddvi import DDVI, wake_sleep_step
+from ddvi.methods.aevb import AEVB
+from ddvi.methods.base import Held, Method, StepContext, adam
+from ddvi.methods.ddvi import DDVI
 from ddvi.nets import mlp
 from ddvi.posteriors.deterministic import DeterministicPosterior
 from ddvi.priors import MixturePrior, Prior, SamplesPrior
@@ -173,63 +174,23 @@ def _cross_entropy(log_probs: Tensor, labels: Tensor) -> Tensor:
     return F.nll_loss(log_probs[mask], labels[mask])
 
 
-# ----------------------------------------------------------------------------- ELBO methods
+class LabelClassifier:
+    """The classifier q(l | x) both semi-supervised models fit: ``classifier``, an MLP
+    ``n_features -> classifier_hidden -> K`` of logits, K = ``prior.n_partitions``, and its
+    classification weight ``alpha``."""
 
+    classifier: nn.Module
+    n_classes: int
+    alpha: float
 
-class SemiSupervised(Method):
-    """M2-style semi-supervised training of an ELBO method (aevb, aevb-iaf, h-aevb, pis, ddvi).
-
-    Wraps a freshly built base method: shares its prior, likelihood, decoder and posterior (they
-    are this module's ``prior``/``likelihood``/``decoder``/``posterior``; the base object itself
-    is kept unregistered so no parameter appears twice) and adds ``classifier`` = q(l | x), an MLP
-    ``n_features -> classifier_hidden -> K`` with K = ``prior.n_partitions``.
-
-    Loss of a batch, with the base method's weights (AEVB: beta warm-up and prior weight;
-    DDVI: beta_reg)::
-
-        -mean_rows[ rec + beta * (prior_weight * E_{q(l)}[log p(z|l) + log p(l)] + H - log_q) ]
-            + alpha * mean_{labelled rows} CE(q(l | x), l)   [+ DDVI's sleep term]
-
-    where a labelled row uses its label (E over a point mass, H = 0) and an unlabelled row
-    q(l | x). The entropy H(q(l|x)) is part of the posterior's entropy and is weighted like
-    ``-log_q`` (not by ``prior_weight``); with ``prior_weight = beta = 1`` the loss is the negative
-    bound (eq. 10) plus the classification term. A DDVI base adds its sleep term: the simplified
-    one (``sleep="latent"``, unconditional denoiser on prior samples, appendix B, in the same
-    step) or the full one (``sleep="full"``, fantasy x, separate steps on phi, as the official
-    code's final semi-supervised stage); ``"none"`` adds none.
-    """
-
-    name = "semi"
-
-    def __init__(self, base: Method, n_features: int, classifier_hidden: Sequence[int] = (1000,),
-                 alpha: float = DEFAULT_ALPHA):
-        if not base.has_elbo:
-            raise ValueError(f"{type(base).__name__} has no ELBO; use SemiSupervisedAAEB for AAEB")
+    def _add_classifier(self, prior: Prior, n_features: int, hidden: Sequence[int],
+                        alpha: float) -> None:
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
-        shared = {id(m) for m in (base.prior, base.likelihood, base.decoder, base.posterior)}
-        extra = [n for n, m in base.named_children() if id(m) not in shared]
-        if extra or list(base.named_parameters(recurse=False)) or list(base.named_buffers(recurse=False)):
-            raise ValueError(f"cannot wrap {type(base).__name__}: it has modules or parameters of its "
-                             f"own beyond prior/likelihood/decoder/posterior ({extra})")
-        super().__init__(base.prior, base.likelihood, base.decoder, base.posterior)
-        object.__setattr__(self, "base", base)  # not a submodule: its modules are ours already
-        self.name = f"semi-{base.name}"
-        self.n_classes = _check_partitioned(base.prior)
+        self.n_classes = _check_partitioned(prior)
         self.alpha = float(alpha)
-        self.classifier = mlp(n_features, classifier_hidden, self.n_classes)
-        self._partitions = _PartitionedPrior(base.prior)
-        # the base method's loss weights, read off the object
-        self.beta_reg = float(getattr(base, "beta_reg", 1.0))
-        self.prior_weight = float(getattr(base, "prior_weight", 1.0))
-        self.warmup_fraction = float(getattr(base, "warmup_fraction", 0.0))
+        self.classifier = mlp(n_features, hidden, self.n_classes)
 
-    def train(self, mode: bool = True) -> SemiSupervised:
-        super().train(mode)
-        self.base.training = mode
-        return self
-
-    # ---- classifier -----------------------------------------------------------------------------
     def classifier_log_probs(self, x: Tensor) -> Tensor:
         """log q(l | x), shape (B, K) (differentiable)."""
         return F.log_softmax(self.classifier(x), dim=-1)
@@ -244,6 +205,58 @@ class SemiSupervised(Method):
         """argmax_l q(l | x), shape (B,) int64."""
         return self.classifier(x).argmax(-1)
 
+
+# ----------------------------------------------------------------------------- ELBO methods
+
+
+class SemiSupervised(LabelClassifier, Method):
+    """M2-style semi-supervised training of an ELBO method (aevb, aevb-iaf, h-aevb, pis, ddvi).
+
+    Wraps a freshly built base method: shares its prior, likelihood, decoder and posterior (they
+    are this module's ``prior``/``likelihood``/``decoder``/``posterior``; the base object itself
+    is kept unregistered so no parameter appears twice), holds its ``objective`` and
+    ``wake_sleep``, and adds ``classifier`` = q(l | x) (:class:`LabelClassifier`).
+
+    Loss of a batch, with the base method's weights (AEVB: beta warm-up and prior weight;
+    DDVI: beta_reg)::
+
+        -mean_rows[ rec + beta * (prior_weight * E_{q(l)}[log p(z|l) + log p(l)] + H - log_q) ]
+            + alpha * mean_{labelled rows} CE(q(l | x), l)   [+ DDVI's sleep term]
+
+    where a labelled row uses its label (E over a point mass, H = 0) and an unlabelled row
+    q(l | x). The entropy H(q(l|x)) is part of the posterior's entropy and is weighted like
+    ``-log_q`` (not by ``prior_weight``); with ``prior_weight = beta = 1`` the loss is the negative
+    bound (eq. 10) plus the classification term. A DDVI base adds its sleep term, in the same
+    step: the simplified one (``sleep="latent"``, unconditional denoiser on prior samples,
+    appendix B) or the full one (``sleep="full"``, fantasy x, phi only, as the official code's
+    final semi-supervised stage); ``"none"`` adds none.
+    """
+
+    name = "semi"
+    beta_reg, prior_weight, warmup_fraction = Held("objective"), Held("objective"), Held("objective")
+
+    def __init__(self, base: AEVB, n_features: int, classifier_hidden: Sequence[int] = (1000,),
+                 alpha: float = DEFAULT_ALPHA):
+        if not isinstance(base, AEVB):
+            raise ValueError(f"{type(base).__name__} has no ELBO; use SemiSupervisedAAEB for AAEB")
+        shared = {id(m) for m in (base.prior, base.likelihood, base.decoder, base.posterior)}
+        extra = [n for n, m in base.named_children() if id(m) not in shared]
+        if extra or list(base.named_parameters(recurse=False)) or list(base.named_buffers(recurse=False)):
+            raise ValueError(f"cannot wrap {type(base).__name__}: it has modules or parameters of its "
+                             f"own beyond prior/likelihood/decoder/posterior ({extra})")
+        super().__init__(base.prior, base.likelihood, base.decoder, base.posterior,
+                         name=f"semi-{base.name}")
+        object.__setattr__(self, "base", base)  # not a submodule: its modules are ours already
+        self.objective, self.wake_sleep = base.objective, base.wake_sleep
+        self._add_classifier(base.prior, n_features, classifier_hidden, alpha)
+        self._partitions = _PartitionedPrior(base.prior)
+
+    def train(self, mode: bool = True) -> SemiSupervised:
+        super().train(mode)
+        self.base.training = mode
+        return self
+
+    # ---- the partitioned prior -------------------------------------------------------------------
     def log_prob_given_label(self, z: Tensor) -> Tensor:
         """log p(z | l) for every class l, shape (B, K)."""
         return self._partitions.log_prob_given_label(z)
@@ -280,27 +293,18 @@ class SemiSupervised(Method):
                 "elbo": t["rec"] + log_prior - t["log_q"]}
 
     def loss_terms(self, x: Tensor, ctx: StepContext) -> dict[str, Tensor]:
-        """The (undetached) training loss and its parts for one batch (see the class docstring)."""
+        """The (undetached) training loss and its parts for one batch (see the class docstring);
+        labels from ``ctx.labels`` (-1 = unlabelled)."""
         t = self._terms(x, ctx.generator, ctx.labels)
-        beta = linear_warmup(self.beta_reg, ctx.epoch, ctx.epochs, self.warmup_fraction)
-        reg = self.prior_weight * t["log_joint"] + t["entropy"] - t["log_q"]
-        cls = _cross_entropy(t["log_ql"], t["labels"])
-        loss = -(t["rec"] + beta * reg).mean() + self.alpha * cls
-        out = {"loss": loss, "rec": t["rec"].mean(), "reg": reg.mean(),
-               "elbo": (t["rec"] + t["log_joint"] + t["entropy"] - t["log_q"]).mean(), "cls": cls}
-        if isinstance(self.base, DDVI) and self.base.sleep == "latent":
-            out["sleep"] = self.base.latent_sleep_loss(x.shape[0], ctx.generator)
-            out["loss"] = loss + self.base.beta_diff * out["sleep"]
-        return out
-
-    def training_step(self, x: Tensor, optimizer: torch.optim.Optimizer,
-                      ctx: StepContext) -> dict[str, Tensor]:
-        """One Adam step on the semi-supervised loss; labels from ``ctx.labels`` (-1 = unlabelled)."""
-        terms = self.loss_terms(x, ctx)
-        if isinstance(self.base, DDVI) and self.base.sleep == "full":  # as the official final stage
-            return wake_sleep_step(self.base, terms, x.shape[0], optimizer, ctx.generator)
-        self._step(optimizer, terms["loss"])
-        return {k: v.detach() for k, v in terms.items()}
+        elbo = t["rec"] + t["log_joint"] + t["entropy"] - t["log_q"]
+        terms = self.objective.loss_terms({"rec": t["rec"], "log_prior": t["log_joint"],
+                                           "log_q": t["log_q"], "elbo": elbo}, ctx,
+                                          entropy=t["entropy"])
+        terms["cls"] = _cross_entropy(t["log_ql"], t["labels"])
+        terms["loss"] = terms["loss"] + self.alpha * terms["cls"]
+        if self.wake_sleep is not None:  # the base DDVI dreams
+            self.wake_sleep.add_sleep(terms, self.base, x.shape[0], ctx.generator)
+        return terms
 
     def transform(self, x: Tensor) -> Tensor:
         """The base posterior's deterministic summary of x."""
@@ -317,15 +321,15 @@ class SemiSupervised(Method):
 # ----------------------------------------------------------------------------- AAEB
 
 
-class SemiSupervisedAAEB(AAEB):
+class SemiSupervisedAAEB(LabelClassifier, AAEB):
     """The semi-supervised adversarial autoencoder (paper's AAEB baseline, authors' ``aae_semi``).
 
     The discriminator sees ``cat(z, one_hot(label, K + 1))``, index K meaning "unlabelled":
     real = prior samples with their partition label, a random ``unlabeled_fraction`` of them
     (half, as in the authors' code) relabelled K; fake = encoder(x) with the data's label (-1 -> K).
     The encoder fools it with the same conditioning. Instance noise is added to z only. A separate
-    classifier q(l | x) (MLP ``n_features -> classifier_hidden -> K``) is fitted by cross-entropy
-    on the labelled rows (its own optimizer ``cls``, weight ``alpha``) so that ``predict`` works.
+    classifier q(l | x) (:class:`LabelClassifier`) is fitted by cross-entropy on the labelled rows
+    (its own optimizer ``cls``, weight ``alpha``) so that ``predict`` works.
     """
 
     name = "semi-aaeb"
@@ -339,12 +343,10 @@ class SemiSupervisedAAEB(AAEB):
         super().__init__(prior, likelihood, decoder, posterior, discriminator_hidden, noise_start, lr)
         if not 0.0 <= unlabeled_fraction <= 1.0:
             raise ValueError(f"unlabeled_fraction must be in [0, 1], got {unlabeled_fraction}")
-        if alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
-        self.n_classes = _check_partitioned(prior)
-        self.alpha, self.unlabeled_fraction = float(alpha), float(unlabeled_fraction)
-        self.discriminator = mlp(posterior.latent_dim + self.n_classes + 1, discriminator_hidden, 1)
-        self.classifier = mlp(n_features, classifier_hidden, self.n_classes)
+        self.unlabeled_fraction = float(unlabeled_fraction)
+        k = _check_partitioned(prior)
+        self.discriminator = mlp(posterior.latent_dim + k + 1, discriminator_hidden, 1)
+        self._add_classifier(prior, n_features, classifier_hidden, alpha)
 
     def configure_optimizer(self, lr: float) -> Optimizers:
         """AAEB's ``ae``/``disc``/``gen`` plus ``cls`` for the classifier."""
@@ -388,19 +390,6 @@ class SemiSupervisedAAEB(AAEB):
         z = self._noisy(self.posterior(x), std, generator)
         logits = self.discriminator(self._condition(z, labels))
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
-
-    # ---- classifier -----------------------------------------------------------------------------
-    def classifier_log_probs(self, x: Tensor) -> Tensor:
-        """log q(l | x), shape (B, K)."""
-        return F.log_softmax(self.classifier(x), dim=-1)
-
-    @torch.no_grad()
-    def predict_proba(self, x: Tensor) -> Tensor:
-        return self.classifier_log_probs(x).exp()
-
-    @torch.no_grad()
-    def predict(self, x: Tensor) -> Tensor:
-        return self.classifier(x).argmax(-1)
 
     def training_step(self, x: Tensor, optimizer: Optimizers, ctx: StepContext) -> dict[str, Tensor]:
         g, std = ctx.generator, self.noise_std(ctx.epoch, ctx.epochs)
