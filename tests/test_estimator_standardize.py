@@ -29,7 +29,7 @@ def test_statistics_are_stored_and_applied_again_after_load(tmp_path):
     assert np.allclose(m.options_.feature_mean, X.mean(0), rtol=1e-6)
     assert np.allclose(m.options_.feature_std[:3], X.std(0)[:3], rtol=1e-5)
     assert m.options_.feature_std[3] == 1.0 and m.options_.feature_names == ["a", "b", "c", "d"]
-    prepared = m._prepare(X, False).numpy()
+    prepared = m.prepare(X, binarize=False).numpy()
     assert np.allclose(prepared.mean(0), 0, atol=1e-5) and np.allclose(prepared[:, :3].std(0), 1)
     assert (prepared[:, 3] == 0).all()
     loaded = DDVI.load(m.save(tmp_path / "m"))

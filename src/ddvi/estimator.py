@@ -285,46 +285,114 @@ class _Options:
 class DDVI(TransformerMixin, BaseEstimator):
     """Fit a latent variable model with a structured prior by DDVI or a baseline.
 
-    Parameters follow the paper (appendices G, H) by default: MLP encoder/decoder 2x1000
-    (``hidden=None``; ``arch="conv"`` gives the paper's CIFAR-10 conv networks), a
-    5-layer 128-unit denoiser with T = 20 steps, Adam with lr 1e-4 (AAEB 2e-4), batch 128.
-    ``method`` is one of aevb, aevb-iaf, aaeb, h-aevb, pis, ddvi. ``beta_reg=None``
-    uses the paper's KL weight (DDVI 0.003, AEVB 0.01 with warm-up and prior weight 5) converted
-    to nats per example. DDVI's chain: ``timesteps`` T and a ``schedule`` (linear | geometric | cosine) from
-    ``beta_start`` to ``beta_end`` (None: the defaults of :func:`ddvi.diffusion.make_betas`, every
-    beta_t <= 0.5); it starts as AEVB's Gaussian posterior, so ``warmup_steps`` (pre-training the
-    denoiser on prior samples) is off by default. ``binarize`` thresholds [0, 1] data at 0.5 for
-    the Bernoulli likelihood, so the reported ELBO bounds a proper likelihood of the data.
-    ``standardize`` scales each feature to mean 0 and standard deviation 1 over the training rows
-    (a constant feature keeps std 1); the means and stds are stored with the model (its JSON
-    options) and applied again by ``transform`` and every other method. It needs a Gaussian
-    likelihood (standardized features are not in [0, 1]).
-
-    ``prior``: gaussian | mixture | pinwheel | swiss_roll | square; ``"samples:FILE.npy"`` (or
-    ``.npz``) for a :class:`~ddvi.priors.SamplesPrior`, a kernel density around the file's samples
-    (read at fit time; a saved model holds the samples and never reads the file again); or a
-    SamplesPrior object, e.g. ``Prior.from_samples(array, labels)``.
-
-    ``threads`` is the number of CPU threads a fit computes with: ``"auto"`` (default) uses the
-    cores other processes leave free (so a busy neighbour does not stall training), an int fixes
-    it; torch's own setting is restored after the fit. ``device`` is where a fit computes:
-    ``"auto"`` (default: CUDA when available, else MPS, else the CPU), ``"cpu"``, ``"cuda"``,
-    ``"cuda:N"`` or ``"mps"``; the data go to it once per fit, and a fitted model stays there
-    (``transform`` and the other methods take and return host arrays). A saved model loads on any
-    machine: :meth:`load` puts it on ``device`` (default: the stored one if present, else the CPU).
-    ``compile=True`` trains DDVI's reverse chain compiled by ``torch.compile`` (see
-    :meth:`~ddvi.posteriors.DiffusionPosterior.compile_chain`: about 20 % faster per step, after
-    a compilation of a minute or two, so worth it for fits of more than a few thousand steps); it
-    changes nothing in the model and other methods ignore it.
+    Defaults follow the paper (appendices G, H): MLP encoder/decoder 2x1000, a 5-layer 128-unit
+    denoiser with T = 20 steps, Adam with lr 1e-4 (AAEB 2e-4), batch 128. DDVI's posterior starts
+    as AEVB's Gaussian (its chain's residuals start at zero) and can only add to it.
 
     Tasks: ``fit(X)`` is unsupervised; ``fit(X, y)`` with ``y = -1`` for unlabeled rows is
     semi-supervised (section 4.1: the prior's partitions are the classes, a classifier q(l|x) is
-    trained with weight ``alpha``; every batch also holds ``labeled_batch_size`` labelled rows
-    drawn from the labelled set, so 1 000 labels among 60 000 rows still steer every step;
-    ``predict`` gives classes).
-    With ``n_clusters`` the task is clustering (section 4.2): ``cluster_model="mixture"`` learns
-    the means of a Gaussian-mixture prior, ``"variable"`` adds a latent cluster variable with a
-    Dirichlet prior; ``fit_predict``/``predict`` give cluster ids.
+    trained with weight ``alpha``; ``predict`` gives classes); with ``n_clusters`` the task is
+    clustering (section 4.2; ``fit_predict``/``predict`` give cluster ids).
+
+    Parameters
+    ----------
+    method : str, default "ddvi"
+        ddvi | aevb | aevb-iaf | aaeb | h-aevb | pis.
+    prior : str or SamplesPrior, default "pinwheel"
+        gaussian | mixture | pinwheel | swiss_roll | square; ``"samples:FILE.npy"`` (or ``.npz``)
+        for a :class:`~ddvi.priors.SamplesPrior`, a kernel density around the file's samples
+        (read at fit time; a saved model holds the samples); or a SamplesPrior object, e.g.
+        ``Prior.from_samples(array, labels)``.
+    likelihood : str, default "bernoulli"
+        bernoulli (data in [0, 1]) | gaussian (a learned variance per feature) | gaussian-iso.
+    latent_dim : int, default 2
+        Dimension of z (the prior's).
+    epochs : int, default 10
+        Passes over the training rows.
+    batch_size : int, default 128
+        Rows per step.
+    lr : float or None, default None
+        Adam learning rate; None: the paper's (1e-4, AAEB 2e-4).
+    hidden : tuple of int or None, default None
+        Hidden widths of the encoder and decoder MLPs; None: (1000, 1000).
+    sleep : str, default "none"
+        DDVI's sleep term: none (the Markovian ELBO alone) | latent (the unconditional chain
+        learns the prior's shape, appendix B) | full (wake-sleep, section 3.4).
+    timesteps : int, default 20
+        T, the number of steps of DDVI's (and PIS's) chain.
+    schedule : str, default "linear"
+        Noise schedule of the chain: linear | geometric | cosine.
+    beta_reg : float or None, default None
+        Weight of the KL-like term of the wake loss; None: the paper's (DDVI 0.003, AEVB
+        family 0.01, with warm-up) times the number of features, i.e. per example. 1.0 is the
+        plain ELBO.
+    beta_diff : float, default 1.0
+        Weight of the sleep term (``sleep`` latent or full).
+    sleep_steps : int, default 1
+        Fantasy batches per step for ``sleep="full"``.
+    fantasy : str, default "sample"
+        Fantasy x for the full sleep: sample (x ~ p(x|z)) | mean (the decoder's mean).
+    context_dim : int or None, default None
+        Width of the encoder's context c(x) that conditions the chain (or flow); None: 10
+        (0 for ``sleep="latent"``, whose chain is unconditional).
+    denoiser_hidden : int, default 128
+        Width of the denoiser's layers.
+    prior_weight : float or None, default None
+        Weight of log p(z) in the AEVB family's loss; None: the paper's 5. DDVI uses 1.
+    warmup_steps : int, default 0
+        Optional pre-training of DDVI's denoiser on prior samples (algorithm 1, line 1).
+    dropout : float, default 0.0
+        Dropout in the encoder and decoder MLPs.
+    binarize : bool, default True
+        Threshold [0, 1] data at 0.5 for the Bernoulli likelihood (so the ELBO bounds a proper
+        likelihood of the data).
+    standardize : bool, default False
+        Scale each feature to mean 0, std 1 over the training rows (stored with the model and
+        applied again by ``transform`` and every other method); needs a Gaussian likelihood.
+    seed : int, default 0
+        Seeds initialisation, batches and every sample: the same seed gives the same model.
+    verbose : bool, default True
+        Progress bar during fit.
+    run_dir : str or None, default None
+        Folder for checkpoints (written atomically) and ``history.csv``; ``fit(resume=True)``
+        continues from its checkpoint.
+    checkpoint_every : int, default 1
+        Epochs between checkpoints.
+    alpha : float, default 1000.0
+        Semi-supervised: weight of the classifier q(l|x)'s loss on labelled rows.
+    labeled_batch_size : int, default 32
+        Semi-supervised: labelled rows added to every batch, so a few labels still steer
+        every step.
+    classifier_hidden : tuple of int, default (1000,)
+        Semi-supervised: hidden widths of the classifier q(l|x).
+    n_clusters : int or None, default None
+        Clustering: the number of clusters (None: not a clustering task).
+    cluster_model : str, default "mixture"
+        Clustering: mixture (learned means of a Gaussian-mixture prior) | variable (a latent
+        cluster variable with a Dirichlet prior).
+    arch : str, default "mlp"
+        mlp | conv (the paper's CIFAR-10 convolutional encoder and decoder).
+    beta_start, beta_end : float or None, default None
+        The schedule's first and last beta_t; None: the defaults of
+        :func:`ddvi.diffusion.make_betas` (every beta_t <= 0.5).
+    threads : int or "auto", default "auto"
+        CPU threads a fit computes with: auto uses the cores other processes leave free (a
+        busy neighbour does not stall training); torch's own setting is restored after fit.
+    device : str, default "auto"
+        Where a fit computes: auto (CUDA if available, else MPS, else the CPU) | cpu | cuda |
+        cuda:N | mps. The data go there once per fit; ``transform`` and the other methods take
+        and return host arrays; :meth:`load` puts a saved model on any device.
+    compile : bool, default False
+        Train DDVI's reverse chain compiled by ``torch.compile`` (see
+        :meth:`~ddvi.posteriors.DiffusionPosterior.compile_chain`): 15-25 % faster steps after a
+        compilation of a minute or two, so worth it for long fits; the model is the same.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> X = (np.random.default_rng(0).random((64, 8)) > 0.5).astype(np.float32)
+    >>> DDVI(epochs=1, hidden=(16,), verbose=False).fit_transform(X).shape
+    (64, 2)
     """
 
     def __init__(self, method: str = "ddvi", prior: str | SamplesPrior = "pinwheel",
@@ -357,7 +425,20 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.threads, self.device, self.compile = threads, device, compile
 
     # ---- data ---------------------------------------------------------------------------------
-    def _prepare(self, X: Any, binarize: bool) -> torch.Tensor:
+    def prepare(self, X: Any, binarize: bool | None = None) -> torch.Tensor:
+        """Rows of ``X`` as a tensor, as the model sees them: checked (finite, 2-D, the fitted
+        number of features), thresholded at 0.5 if ``binarize`` (default: as at fit time) and
+        standardized with the training statistics if the model was fitted with
+        ``standardize=True``.
+
+        Example:
+            >>> import numpy as np
+            >>> DDVI().prepare(np.array([[0.2, 0.9]])).tolist()
+            [[0.0, 1.0]]
+        """
+        if binarize is None:
+            opts = getattr(self, "options_", None)
+            binarize = self.binarize if opts is None else opts.binarize
         X = check_array(X)
         if hasattr(self, "options_") and X.shape[1] != self.options_.n_features:
             raise ValueError(f"X has {X.shape[1]} features, but DDVI is expecting "
@@ -464,7 +545,7 @@ class DDVI(TransformerMixin, BaseEstimator):
             raise ValueError("standardize=True makes the features real-valued (mean 0, std 1), "
                              "which the bernoulli likelihood cannot model: use "
                              "likelihood='gaussian' or 'gaussian-iso', or standardize=False")
-        data = self._prepare(X, self.binarize)
+        data = self.prepare(X, self.binarize)
         names = None if feature_names is None else [str(n) for n in feature_names]
         if names is not None and len(names) != data.shape[1]:
             raise ValueError(f"feature_names has {len(names)} names, but X has {data.shape[1]} "
@@ -536,7 +617,7 @@ class DDVI(TransformerMixin, BaseEstimator):
     def predict_proba(self, X: Any, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities q(l|x) of a semi-supervised model (absent on other fitted models)."""
         self._check_fitted()
-        data = self._prepare(X, self.options_.binarize)
+        data = self.prepare(X)
         self.method_.eval()
         return self._batched(self.method_.predict_proba, data, batch_size)
 
@@ -547,7 +628,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         """Classes (semi-supervised models) or cluster ids (clustering models) of the rows of X
         (absent on unsupervised models)."""
         self._check_fitted()
-        data = self._prepare(X, self.options_.binarize)
+        data = self.prepare(X)
         if self.options_.task == "clustering":
             from ddvi.tasks import predict_clusters
 
@@ -583,7 +664,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         """Deterministic latents (posterior mean for AEVB; mean y_T plus the DDIM map for DDVI),
         float64 for float64 input, else float32."""
         self._check_fitted()
-        data = self._prepare(X, self.options_.binarize)
+        data = self.prepare(X)
         self.method_.eval()
         z = self._batched(self.method_.transform, data, batch_size)
         return z.astype(_output_dtype(X), copy=False)
@@ -597,7 +678,7 @@ class DDVI(TransformerMixin, BaseEstimator):
     def score(self, X: Any, y: Any = None, n_samples: int = 1, seed: int = 0) -> float:
         """Mean ELBO on X in nats per example (a lower bound on log p(x); seeded, deterministic)."""
         self._check_fitted()
-        data = self._prepare(X, self.options_.binarize)
+        data = self.prepare(X)
         return elbo_metric(self.method_, data, n_samples=n_samples, seed=seed)["elbo"]
 
     @torch.no_grad()

@@ -17,7 +17,7 @@ from ddvi.estimator import DDVI
 
 def posterior_draws(model: DDVI, X: Any, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
     """One seeded draw z ~ q(z|x) per row (the paper's protocol for latent metrics)."""
-    data = model._prepare(X, model.options_.binarize)
+    data = model.prepare(X)
     device = module_device(model.method_)
     g = generator(seed, device)
     model.method_.eval()
@@ -41,7 +41,7 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
     prior = model.prior if isinstance(model.prior, str) else model.method_.prior.name
     out: dict[str, Any] = {"method": model.method, "prior": prior, "dataset": dataset,
                            "n_test": int(len(x_test))}
-    data = model._prepare(x_test, model.options_.binarize)
+    data = model.prepare(x_test)
     if model.method_.has_elbo:
         e = metrics.elbo(model.method_, data, n_samples=elbo_samples, seed=seed)
         out["elbo"] = e["elbo"]
@@ -65,7 +65,7 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
         "posterior draws (the prior scored against itself; same scored samples)")
     n = min(mmd_samples, len(x_test))
     fake, _ = model.sample(n, seed=seed + 2)
-    real = model._prepare(x_test[:n], False).numpy()  # as the model sees them, not binarized
+    real = model.prepare(x_test[:n], binarize=False).numpy()  # as the model sees them, not binarized
     out["mmd"] = metrics.mmd(fake, real)
     space = ("in [0, 1]" if model.likelihood == "bernoulli" else "standardized as the model does"
              if model.options_.feature_mean is not None else "as given")
