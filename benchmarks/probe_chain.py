@@ -21,7 +21,8 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            ``ctx=K`` (context width), ``hidden=AxB`` (encoder widths), ``points=K`` (no
            amortisation: train and score on the first K eval points only), ``batch=N``, ``draws=K``
            (each x of a batch drawn K times: K trajectories per x), ``freeze_after=K`` (the
-           encoder frozen after K steps: only the chain trains on), ``beta_start``/``beta_end``.
+           encoder frozen after K steps: only the chain trains on), ``beta_start``/``beta_end``,
+           ``dhidden`` (the denoiser's width).
            For AEVB-IAF it prints ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
@@ -356,7 +357,8 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
         timesteps: int | None = None, extra: str | None = None, post: str | None = None,
         ctx: int | None = None, hidden: str | None = None, points: int | None = None,
         batch: int | None = None, draws: int = 1, freeze_after: int | None = None,
-        beta_start: float | None = None, beta_end: float | None = None) -> dict[str, Any]:
+        beta_start: float | None = None, beta_end: float | None = None,
+        dhidden: int | None = None) -> dict[str, Any]:
     case = bg.CASES[case_name]
     truth, _ = bg.true_model_checks(case, [seed])
     x_eval, log_px = truth[(case.name, seed)]
@@ -366,6 +368,8 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
         x_eval, log_px = x_eval[:points], log_px[:points]
     g = torch.Generator().manual_seed(seed)
     overrides: dict[str, Any] = {} if ctx is None else {"context_dim": ctx}
+    if dhidden is not None:
+        overrides["denoiser_hidden"] = dhidden
     if beta_start is not None:
         overrides["beta_start"] = beta_start
     if beta_end is not None:
@@ -402,7 +406,7 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
                            "lr_mult": lr_mult, "timesteps": timesteps, "extra": extra,
                            "post": post, "ctx": ctx, "hidden": hidden, "points": points,
                            "batch": batch, "draws": draws, "freeze_after": freeze_after,
-                           "beta_start": beta_start, "beta_end": beta_end,
+                           "beta_start": beta_start, "beta_end": beta_end, "dhidden": dhidden,
                            "gap": round(float((log_px - elbo).mean()), 3), "se": round(se, 3),
                            "seconds": round(time.time() - start)}
     if denoiser is not None:
