@@ -68,7 +68,7 @@ def test_round_trip_and_meta_is_covered_by_the_checksum(tmp_path):
 
 def test_an_edited_model_header_is_refused_naming_the_file(tmp_path):
     path = fitted(tmp_path)
-    edit_header(path, lambda h: h["meta"]["config"]["options"]["build"].update(latent_dim=3))
+    edit_header(path, lambda h: h["meta"]["config"]["model"].update(latent_dim=3))
     with pytest.raises(CheckpointError, match=f"{path}.*checksum"):
         DDVI.load(path)
 
@@ -83,14 +83,18 @@ def test_version_1_files_still_load(tmp_path):
 @pytest.mark.parametrize("edit,field", [
     (lambda c: c["params"].update(hidden=5), "params.hidden"),
     (lambda c: c["params"].update(colour="red"), "params.colour"),
-    (lambda c: c["options"]["build"].update(prior="banana"), "options.build.prior"),
+    (lambda c: c["model"].update(prior="banana"), "model.prior"),
     (lambda c: c["options"].update(n_features=0), "options.n_features"),
     (lambda c: c["options"].update(method=7), "options.method"),
     (lambda c: c["options"].update(task="regression"), "options.task"),
-    (lambda c: c["options"]["build"].update(hidden=[8, -1]), "options.build.hidden"),
-    (lambda c: c["options"].pop("build"), "options.build"),
-    (lambda c: c["options"]["build"].update(latent_dim=3), "weights do not fit"),
-    (lambda c: c["options"]["build"].update(hidden=[9]), "weights do not fit"),
+    (lambda c: c["model"]["network"].update(hidden=[8, -1]), "model.network.hidden"),
+    (lambda c: c["model"]["network"].update(width=8), "model.network.width"),
+    (lambda c: c["model"]["diffusion"].update(timesteps="4"), "model.diffusion.timesteps"),
+    (lambda c: c["model"].update(network=[8]), "model.network"),
+    (lambda c: c.pop("model"), "model"),
+    (lambda c: c["model"].update(latent_dim=3), "weights do not fit"),
+    (lambda c: c["model"]["network"].update(hidden=[9]), "weights do not fit"),
+    (lambda c: c["options"].update(build={"latent_dim": 2}), "options.build"),
 ])
 def test_a_bad_configuration_is_a_checkpoint_error_naming_file_and_field(tmp_path, edit, field):
     path = fitted(tmp_path)
@@ -179,3 +183,57 @@ def test_resume_from_an_older_ddvi_posterior_format_is_refused(tmp_path):
                  lambda c: c["options"].update(posterior_format=1))
     with pytest.raises(CheckpointError, match="posterior format 1.*cannot be resumed"):
         DDVI(**kw, epochs=2).fit(data(), resume=True)
+
+
+def as_previous_layout(config):
+    """A configuration as written before ModelConfig: the model's settings as a flat
+    ``options.build`` beside ``options.method``, no ``model``, and no parameters that did not
+    exist then (denoiser_layers, learn_variance)."""
+    model = config.pop("model")
+    flat = {k: v for part in ("network", "diffusion", "objective") for k, v in model.pop(part).items()}
+    for key in ("denoiser_layers", "learn_variance"):
+        flat.pop(key)
+        config["params"].pop(key)
+    build = {k: model[k] for k in ("prior", "likelihood", "latent_dim")} | flat
+    config["options"] = {"method": model["method"], "n_features": config["options"]["n_features"],
+                         "build": build, **{k: v for k, v in config["options"].items()
+                                            if k != "n_features"}}
+
+
+@pytest.mark.parametrize("method", ["aevb", "ddvi"])
+def test_models_saved_in_the_previous_layout_load(tmp_path, method):
+    kw = dict(method=method, timesteps=3, denoiser_hidden=8, prior="gaussian")
+    path = fitted(tmp_path, **kw)
+    z = DDVI.load(path).transform(data())
+
+    def change(header):
+        as_previous_layout(header["meta"]["config"])
+        old = header["meta"]["config"]
+        assert "model" not in old and old["options"]["build"]["hidden"] == [8]
+        (path.parent / "config.json").write_text(json.dumps(old))  # the old copy agrees
+
+    edit_header(path, change)
+    with pytest.raises(CheckpointError, match="checksum"):  # the edit changed the header...
+        DDVI.load(path)
+    as_version_1(path)  # ...so re-save it as a version-1 file (no checksum over the header)
+    loaded = DDVI.load(path)
+    assert np.array_equal(loaded.transform(data()), z)
+    assert loaded.denoiser_layers == 5 and loaded.learn_variance is True
+    assert loaded.config_.network.hidden == (8,) and loaded.config_.method == method
+    resaved = loaded.save(tmp_path / "again") / "model.safetensors"
+    assert "build" not in load_checkpoint(resaved)[1]["config"]["options"]
+    assert load_checkpoint(resaved)[1]["config"]["model"] == loaded.config_.to_dict()
+
+
+def test_a_checkpoint_in_the_previous_layout_resumes(tmp_path):
+    kw = dict(method="ddvi", hidden=(8,), timesteps=3, denoiser_hidden=8, batch_size=32,
+              verbose=False, prior="gaussian", run_dir=str(tmp_path / "run"))
+    DDVI(**kw, epochs=1).fit(data())
+    path = tmp_path / "run" / "checkpoint.safetensors"
+    as_version_1(path, as_previous_layout)
+    assert "build" in load_checkpoint(path)[1]["config"]["options"]
+    resumed = DDVI(**kw, epochs=2).fit(data(), resume=True)
+    assert len(resumed.history_) == 2
+    as_version_1(path, as_previous_layout)
+    with pytest.raises(ValueError, match="denoiser_layers=5"):  # the value the model was built with
+        DDVI(**kw, epochs=3, denoiser_layers=4).fit(data(), resume=True)

@@ -29,6 +29,7 @@ from sklearn.exceptions import NotFittedError
 
 from ddvi import devices, saved_config
 from ddvi.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ddvi.config import FLAT_KEYS, ModelConfig
 from ddvi.methods import PAPER_LR, Method, build_method
 from ddvi.metrics import elbo as elbo_metric
 from ddvi.posteriors.diffusion import DiffusionPosterior
@@ -40,9 +41,8 @@ MODEL_FILE = "model.safetensors"
 POSTERIOR_FORMAT = 2
 """2: DDVI's chain in standardised coordinates (the same weight names as format 1, other maths)."""
 
-_BUILD_KEYS = ("prior", "likelihood", "latent_dim", "hidden", "beta_reg", "prior_weight", "sleep",
-               "timesteps", "schedule", "beta_diff", "sleep_steps", "fantasy", "context_dim",
-               "denoiser_hidden", "dropout", "arch", "beta_start", "beta_end")
+_MODEL_PARAMS = tuple(k for k in FLAT_KEYS if k != "prior_options")
+"""The estimator's parameters that make its :class:`~ddvi.config.ModelConfig`."""
 
 
 def check_array(X: Any, name: str = "X") -> np.ndarray:
@@ -105,7 +105,7 @@ def _plain(value: Any) -> Any:
 
 RESUMABLE = ("epochs", "verbose", "run_dir", "checkpoint_every", "threads", "device", "compile")
 """The parameters that may differ from the stored ones when a fit resumes."""
-_FITTED = ("options_", "method_", "labels_", "history_", "n_features_in_")
+_FITTED = ("options_", "config_", "method_", "labels_", "history_", "n_features_in_")
 
 
 class ResumeMismatchError(ValueError):
@@ -141,13 +141,16 @@ def _standardize(X: np.ndarray, mean: list[float], std: list[float]) -> np.ndarr
 def _check_resume(meta: dict[str, Any], new: dict[str, Any], file: Path | None) -> None:
     """Refuse to resume from a checkpoint whose run differs from the new fit (or is of an older
     DDVI posterior format): raise ResumeMismatchError naming the first differing option."""
-    stored = meta.get("config")
-    saved_config.validate(stored, _param_types(), _BUILD_KEYS, f"checkpoint {file}")
+    stored = upgrade_config(meta.get("config"), f"checkpoint {file}")
+    saved_config.validate(stored, _param_types(), f"checkpoint {file}")
     options = stored["options"]
-    _check_posterior_format(_Options(**options), file,
+    _check_posterior_format(stored["model"]["method"], _Options(**options), file,
                             "it cannot be resumed; start a new run in another folder")
     pairs = [(k, stored["params"].get(k), new["params"].get(k)) for k in new["params"]
              if k not in RESUMABLE]
+    diff = saved_config.first_difference(stored["model"], new["model"])
+    if diff is not None:
+        pairs.append((f"model.{diff[0]}", diff[1], diff[2]))
     pairs += [(k, options.get(k), new["options"][k])
               for k in ("n_features", "task", "task_options", "prior_samples")]
     for option, old, value in pairs:
@@ -212,8 +215,38 @@ def _param_types() -> dict[str, Any]:
     return hints
 
 
-def _check_posterior_format(options: _Options, file: Path, fix: str) -> None:
-    if options.method == "ddvi" and options.posterior_format < POSTERIOR_FORMAT:
+def upgrade_config(config: Any, where: str = "") -> Any:
+    """A stored configuration in the current layout: files written before the model's settings
+    were a :class:`~ddvi.config.ModelConfig` hold them as a flat ``options.build`` (with
+    ``options.method``); they become ``model`` (as :meth:`ModelConfig.to_dict` writes it), with
+    the old defaults of settings those files lack (``arch`` mlp, ``sleep`` None = full) and the
+    parameters they lack (e.g. ``denoiser_layers``) set to the values the model was built with.
+    Other values (and anything malformed, for :func:`ddvi.saved_config.validate` to refuse) are
+    returned as they are."""
+    if not isinstance(config, dict) or "model" in config:
+        return config
+    options = config.get("options")
+    if not isinstance(options, dict) or not isinstance(options.get("build"), dict):
+        return config
+    options = dict(options)
+    build = dict(options.pop("build"))
+    build.setdefault("arch", "mlp")  # models saved before the conv networks existed
+    if build.get("sleep") is None:  # absent or None: the full sleep, as it was then
+        build["sleep"] = "full"
+    try:
+        model = ModelConfig.from_flat(method=options.pop("method", None), **build)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{where}: config field options.build: {err}") from err
+    params = dict(config.get("params") or {})
+    if isinstance(config.get("params"), dict):
+        for key, value in model.flat().items():
+            if key in _MODEL_PARAMS and key not in params and key != "prior":
+                params[key] = _plain(value)
+    return {**config, "params": params, "model": model.to_dict(), "options": options}
+
+
+def _check_posterior_format(method: str, options: _Options, file: Path, fix: str) -> None:
+    if method == "ddvi" and options.posterior_format < POSTERIOR_FORMAT:
         raise CheckpointError(f"{file} holds a DDVI model of posterior format "
                               f"{options.posterior_format} (ddvi before the standardised chain); "
                               f"this ddvi reads format {POSTERIOR_FORMAT}: {fix}")
@@ -267,11 +300,10 @@ def _task(model: Any) -> str | None:
 
 @dataclass
 class _Options:
-    """Everything needed to rebuild a fitted model (stored as JSON with the weights)."""
+    """What a fit learned about its data and task, needed with the model's
+    :class:`~ddvi.config.ModelConfig` to rebuild it (stored as JSON with the weights)."""
 
-    method: str
     n_features: int
-    build: dict[str, Any]
     binarize: bool
     task: str = "unsupervised"
     task_options: dict[str, Any] = field(default_factory=dict)
@@ -337,6 +369,11 @@ class DDVI(TransformerMixin, BaseEstimator):
         (0 for ``sleep="latent"``, whose chain is unconditional).
     denoiser_hidden : int, default 128
         Width of the denoiser's layers.
+    denoiser_layers : int, default 5
+        Number of layers of DDVI's denoiser.
+    learn_variance : bool, default True
+        Learn the variances of the steps of DDVI's reverse chain (False: fixed at the
+        schedule's).
     prior_weight : float or None, default None
         Weight of log p(z) in the AEVB family's loss; None: the paper's 5. DDVI uses 1.
     warmup_steps : int, default 0
@@ -401,7 +438,8 @@ class DDVI(TransformerMixin, BaseEstimator):
                  hidden: tuple[int, ...] | None = None, sleep: str = "none", timesteps: int = 20,
                  schedule: str = "linear", beta_reg: float | None = None, beta_diff: float = 1.0,
                  sleep_steps: int = 1, fantasy: str = "sample", context_dim: int | None = None,
-                 denoiser_hidden: int = 128, prior_weight: float | None = None,
+                 denoiser_hidden: int = 128, denoiser_layers: int = 5,
+                 learn_variance: bool = True, prior_weight: float | None = None,
                  warmup_steps: int = 0, dropout: float = 0.0, binarize: bool = True,
                  standardize: bool = False, seed: int = 0, verbose: bool = True,
                  run_dir: str | None = None, checkpoint_every: int = 1,
@@ -415,6 +453,7 @@ class DDVI(TransformerMixin, BaseEstimator):
         self.sleep, self.timesteps, self.schedule = sleep, timesteps, schedule
         self.beta_reg, self.beta_diff, self.sleep_steps = beta_reg, beta_diff, sleep_steps
         self.fantasy, self.context_dim, self.denoiser_hidden = fantasy, context_dim, denoiser_hidden
+        self.denoiser_layers, self.learn_variance = denoiser_layers, learn_variance
         self.prior_weight, self.warmup_steps, self.dropout = prior_weight, warmup_steps, dropout
         self.binarize, self.standardize, self.seed, self.verbose = binarize, standardize, seed, verbose
         self.run_dir, self.checkpoint_every = run_dir, checkpoint_every
@@ -454,35 +493,37 @@ class DDVI(TransformerMixin, BaseEstimator):
             X = _standardize(X, opts.feature_mean, opts.feature_std)
         return torch.from_numpy(X)
 
-    def _build(self, n_features: int, task: str, task_options: dict[str, Any],
-               prior: SamplesPrior | None = None) -> Method:
-        opts = self.options_ if hasattr(self, "options_") else None
-        build = dict(opts.build) if opts else {k: getattr(self, k) for k in _BUILD_KEYS}
-        if prior is not None:
-            build["prior"] = prior
-        build["hidden"] = None if build.get("hidden") is None else tuple(build["hidden"])
-        build.setdefault("arch", "mlp")  # models saved before the conv networks existed
-        if build.get("sleep") is None:
-            build["sleep"] = "full"
+    def model_config(self) -> ModelConfig:
+        """The :class:`~ddvi.config.ModelConfig` this estimator's parameters describe (a fitted
+        model keeps the one it was built from as ``config_``)."""
+        return ModelConfig.from_flat(**{k: _plain(getattr(self, k)) for k in _MODEL_PARAMS})
+
+    def _build(self, config: ModelConfig, n_features: int, task: str,
+               task_options: dict[str, Any], prior: SamplesPrior | None = None) -> Method:
         torch.manual_seed(self.seed)
         if task == "semi-supervised":
             from ddvi.tasks import build_semi_supervised
 
-            return build_semi_supervised(self.method, n_features, alpha=task_options["alpha"],
+            build = {k: v for k, v in config.flat().items() if k != "method"}
+            if prior is not None:
+                build["prior"] = prior
+            return build_semi_supervised(config.method, n_features, alpha=task_options["alpha"],
                                          classifier_hidden=tuple(task_options["classifier_hidden"]),
                                          **build)
         if task == "clustering":
             from ddvi.tasks import build_cluster_variable, build_mixture_clustering
 
-            build.pop("prior")
+            build = {k: v for k, v in config.flat().items()
+                     if k not in ("method", "prior", "prior_options")}
             k, model = task_options["n_clusters"], task_options["cluster_model"]
             if model == "mixture":
-                return build_mixture_clustering(self.method, n_features, k, seed=self.seed, **build)
+                return build_mixture_clustering(config.method, n_features, k, seed=self.seed,
+                                                **build)
             if model == "variable":
-                return build_cluster_variable(self.method, n_features, k, mode="prior",
+                return build_cluster_variable(config.method, n_features, k, mode="prior",
                                               seed=self.seed, n_data=task_options["n_data"], **build)
             raise ValueError(f"unknown cluster_model {model!r}; choose 'mixture' or 'variable'")
-        return build_method(self.method, n_features, **build)
+        return build_method(config, n_features, prior=prior)
 
     def _labels(self, y: Any, n: int) -> torch.Tensor:
         """Integer class labels (-1 = unlabeled) with at least one labelled row."""
@@ -571,27 +612,27 @@ class DDVI(TransformerMixin, BaseEstimator):
         else:
             task, task_options = "unsupervised", {}
         prior = None if task == "clustering" else _samples_prior(self.prior)
-        self.method_ = self._build(data.shape[1], task, task_options, prior)
+        config = self.model_config()
+        self.method_ = self._build(config, data.shape[1], task, task_options, prior)
         self.method_.likelihood.check_data(data)
         self.method_.likelihood.init_from_data(data)
         if labels is not None and labels.max() >= self.method_.prior.n_partitions:
             raise ValueError(f"labels go up to {int(labels.max())} but the {self.prior!r} prior has "
                              f"{self.method_.prior.n_partitions} partitions (one per class)")
-        build = {k: getattr(self, k) for k in _BUILD_KEYS}
-        build["prior"] = _plain(self.prior)
-        self.options_ = _Options(self.method, data.shape[1], build, self.binarize, task, task_options,
+        self.config_ = config
+        self.options_ = _Options(data.shape[1], self.binarize, task, task_options,
                                  POSTERIOR_FORMAT, names, mean, std,
                                  prior_samples=None if prior is None else prior.spec())
         lr = PAPER_LR.get(self.method, 1e-4) if self.lr is None else self.lr
-        config = self._config()
+        stored = self._config()
         if self.run_dir is not None:  # lets a resume check that the data are the same
-            config["data"] = _fingerprint(data, labels)
+            stored["data"] = _fingerprint(data, labels)
         trainer = Trainer(self.method_, epochs=self.epochs, batch_size=self.batch_size, lr=lr,
                           seed=self.seed, run_dir=self.run_dir, verbose=self.verbose,
-                          checkpoint_every=self.checkpoint_every, config=config,
+                          checkpoint_every=self.checkpoint_every, config=stored,
                           labeled_batch_size=self.labeled_batch_size if labels is not None else 0,
                           device=device,
-                          check_resume=lambda meta: _check_resume(meta, config,
+                          check_resume=lambda meta: _check_resume(meta, stored,
                                                                   trainer.checkpoint_path))
         resuming = resume and trainer.checkpoint_path is not None and trainer.checkpoint_path.exists()
         has_denoiser = isinstance(getattr(self.method_, "posterior", None), DiffusionPosterior)
@@ -691,15 +732,16 @@ class DDVI(TransformerMixin, BaseEstimator):
 
     # ---- persistence -----------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
+        """What a fitted model is saved with: the scikit-learn ``params``, the ``model``
+        (:meth:`ModelConfig.to_dict`, what it is built from) and the fit's ``options``."""
         params = {k: _plain(v) for k, v in self.get_params().items()}
-        opts = asdict(self.options_) if hasattr(self, "options_") else None
-        if opts:
-            if opts["build"]["hidden"] is not None:
-                opts["build"]["hidden"] = list(opts["build"]["hidden"])
-        return {"params": params, "options": opts}
+        return {"params": params, "model": self.config_.to_dict(),
+                "options": asdict(self.options_)}
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path/model.safetensors`` (weights + JSON config) and ``path/config.json``."""
+        """Write ``path/model.safetensors`` (the weights, with the configuration of
+        :meth:`_config` in its header: ``params``, ``model`` and ``options``) and
+        ``path/config.json`` (a human-readable copy of that configuration)."""
         self._check_fitted()
         path = Path(path)
         tensors = {f"model.{k}": v for k, v in self.method_.state_dict().items()}
@@ -725,19 +767,20 @@ class DDVI(TransformerMixin, BaseEstimator):
         if path.is_dir() and not file.exists() and (path / "checkpoint.safetensors").exists():
             file = path / "checkpoint.safetensors"
         tensors, meta = load_checkpoint(file)
-        config = meta.get("config")
-        saved_config.validate(config, _param_types(), _BUILD_KEYS, str(file))
-        _check_config_copy(file, config)
+        config = upgrade_config(meta.get("config"), str(file))
+        saved_config.validate(config, _param_types(), str(file))
+        _check_config_copy(file, meta.get("config"))
         model = cls(**{k: tuple(v) if isinstance(v, list) else v
                        for k, v in config.get("params", {}).items()})
         opts = config["options"]
         model.options_ = _Options(**opts)
-        _check_posterior_format(model.options_, file, "refit the model")
+        model.config_ = ModelConfig.from_dict(config["model"])
+        _check_posterior_format(model.config_.method, model.options_, file, "refit the model")
         prior = _stored_samples_prior(tensors, model.options_, file)
         if prior is not None and model.prior == SamplesPrior.name:  # it was given as an object
             model.prior = _samples_prior(prior)
         try:
-            model.method_ = model._build(opts["n_features"], model.options_.task,
+            model.method_ = model._build(model.config_, opts["n_features"], model.options_.task,
                                          model.options_.task_options, prior)
             state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
             model.method_.load_state_dict(state)

@@ -1,19 +1,22 @@
 """Checks of the configuration stored with a model: validation on load and comparison on resume.
 
-The configuration is the JSON object ``{"params": ..., "options": ...}`` that
-:class:`ddvi.estimator.DDVI` writes into the weights file's header (and, as a human-readable copy,
+The configuration is the JSON object ``{"params": ..., "model": ..., "options": ...}`` that
+:class:`ddvi.estimator.DDVI` writes into the weights file's header (``model`` is a
+:class:`~ddvi.config.ModelConfig`'s ``to_dict()``) (and, as a human-readable copy,
 into ``config.json``). Every problem is a :class:`~ddvi.checkpoint.CheckpointError` that names the
 file and the field.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import types
 import typing
 from typing import Any
 
 from ddvi.checkpoint import CheckpointError
+from ddvi.config import ModelConfig
 from ddvi.convnets import ARCHS
 from ddvi.diffusion import SCHEDULES
 from ddvi.likelihoods import LIKELIHOODS
@@ -32,7 +35,7 @@ _AT_LEAST = {"latent_dim": 1, "epochs": 1, "batch_size": 1, "timesteps": 1, "sle
              "denoiser_hidden": 1, "context_dim": 1, "checkpoint_every": 1, "n_clusters": 1,
              "warmup_steps": 0, "labeled_batch_size": 0, "n_features": 1, "n_data": 1,
              "posterior_format": 1}
-_OPTION_TYPES: dict[str, Any] = {"method": str, "n_features": int, "build": dict, "binarize": bool,
+_OPTION_TYPES: dict[str, Any] = {"n_features": int, "binarize": bool,
                                  "task": str, "task_options": dict, "posterior_format": int,
                                  "feature_names": tuple[str, ...] | None,
                                  "feature_mean": tuple[float, ...] | None,
@@ -57,6 +60,8 @@ def type_ok(value: Any, hint: Any) -> bool:
     if origin is tuple:
         return isinstance(value, (list, tuple)) and all(type_ok(v, typing.get_args(hint)[0])
                                                         for v in value)
+    if origin is dict:
+        return isinstance(value, dict)
     if hint is bool:
         return isinstance(value, bool)
     if hint is int:
@@ -104,11 +109,25 @@ def _check_fields(obj: Any, types_: dict[str, Any], prefix: str, where: str,
         _check_value(f"{prefix}.{key}", value, types_[key], where)
 
 
-def validate(config: Any, param_types: dict[str, Any], build_keys: tuple[str, ...],
-             where: str) -> None:
+def _check_section(obj: Any, cls: type, prefix: str, where: str) -> None:
+    """A dataclass section (e.g. the ``model``): known fields of the right types; nested
+    sections recursively; absent fields take their defaults."""
+    hints = typing.get_type_hints(cls)
+    sections = {f.name: hints[f.name] for f in dataclasses.fields(cls)
+                if dataclasses.is_dataclass(hints[f.name])}
+    _check_fields({k: v for k, v in obj.items() if k not in sections} if isinstance(obj, dict)
+                  else obj, {k: t for k, t in hints.items() if k not in sections}, prefix, where,
+                  required=False)
+    for name, sub in sections.items():
+        if name in obj:
+            _check_section(obj[name], sub, f"{prefix}.{name}", where)
+
+
+def validate(config: Any, param_types: dict[str, Any], where: str) -> None:
     """Refuse a stored configuration with unknown or missing fields, wrong types, out-of-range
     values or unknown names, with a :class:`CheckpointError` naming ``where`` and the field."""
-    if not isinstance(config, dict) or not config.get("options"):
+    if not isinstance(config, dict) or not config.get("options") or not isinstance(
+            config["options"], dict):
         raise CheckpointError(f"{where} holds no fitted-model configuration")
     _check_fields(config.get("params"), param_types, "params", where, required=False)
     options = config["options"]
@@ -119,15 +138,16 @@ def validate(config: Any, param_types: dict[str, Any], build_keys: tuple[str, ..
         "options", where, required=True)
     _check_fields({k: v for k, v in options.items() if k in optional}, _OPTION_TYPES, "options",
                   where, required=False)
-    build_types = {k: param_types[k] | None if k == "sleep" else param_types[k] for k in build_keys}
-    _check_fields(options["build"], build_types, "options.build", where, required=False)
+    if "model" not in config:
+        raise CheckpointError(f"{where}: config field model is missing")
+    _check_section(config["model"], ModelConfig, "model", where)
     task = options.get("task", "unsupervised")
     if task not in TASKS:
         raise CheckpointError(f"{where}: config field options.task = {task!r} is not one of {TASKS}")
     _check_fields(options.get("task_options", {}), _TASK_OPTION_TYPES[task], "options.task_options",
                   where, required=True)
     _check_features(config, where)
-    _check_prior_samples(options, where)
+    _check_prior_samples(options, config["model"].get("prior"), where)
 
 
 def _is_samples_prior(value: Any) -> bool:
@@ -136,10 +156,10 @@ def _is_samples_prior(value: Any) -> bool:
     return value == SamplesPrior.name or samples_path(value) is not None
 
 
-def _check_prior_samples(options: dict[str, Any], where: str) -> None:
+def _check_prior_samples(options: dict[str, Any], prior: Any, where: str) -> None:
     """options.prior_samples (a samples prior's rows, dim, parts, bandwidths and sha256): present
     exactly when the model has a samples prior (clustering models ignore the prior)."""
-    spec, prior = options.get("prior_samples"), options["build"].get("prior")
+    spec = options.get("prior_samples")
     task = options.get("task", "unsupervised")
     if (spec is not None) != (task != "clustering" and _is_samples_prior(prior)):
         raise CheckpointError(f"{where}: config field options.prior_samples must be given exactly "

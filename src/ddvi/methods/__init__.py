@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ddvi.config import ModelConfig
 from ddvi.convnets import ARCHS, CONV_HIDDEN, architecture
 from ddvi.likelihoods import get_likelihood
 from ddvi.methods.aaeb import AAEB
@@ -56,37 +57,40 @@ class PosteriorArgs:
         return default if self.context_dim is None else self.context_dim
 
 
+def _encoder_args(a: PosteriorArgs) -> dict[str, Any]:
+    """The keyword arguments every posterior family takes: input and latent sizes, encoder."""
+    return {"in_dim": a.n_features, "latent_dim": a.latent_dim, "hidden": a.hidden,
+            "dropout": a.dropout, "encoder": a.encoder}
+
+
 def gaussian_posterior(a: PosteriorArgs) -> Posterior:
-    return GaussianPosterior(a.n_features, a.latent_dim, a.hidden, a.dropout, encoder=a.encoder)
+    return GaussianPosterior(**_encoder_args(a))
 
 
 def iaf_posterior(a: PosteriorArgs) -> Posterior:
-    return IAFPosterior(a.n_features, a.latent_dim, a.hidden, context_dim=a.context(),
-                        dropout=a.dropout, encoder=a.encoder)
+    return IAFPosterior(**_encoder_args(a), context_dim=a.context())
 
 
 def hierarchical_posterior(a: PosteriorArgs) -> Posterior:
-    return HierarchicalPosterior(a.n_features, a.latent_dim, a.hidden, context_dim=a.context(),
-                                 dropout=a.dropout, encoder=a.encoder)
+    return HierarchicalPosterior(**_encoder_args(a), context_dim=a.context())
 
 
 def pis_posterior(a: PosteriorArgs) -> Posterior:
-    return PISPosterior(a.n_features, a.latent_dim, a.hidden, a.timesteps, context_dim=a.context(),
-                        drift_hidden=a.denoiser_hidden, dropout=a.dropout, encoder=a.encoder)
+    return PISPosterior(**_encoder_args(a), steps=a.timesteps, context_dim=a.context(),
+                        drift_hidden=a.denoiser_hidden)
 
 
 def deterministic_posterior(a: PosteriorArgs) -> Posterior:
-    return DeterministicPosterior(a.n_features, a.latent_dim, a.hidden, a.dropout, encoder=a.encoder)
+    return DeterministicPosterior(**_encoder_args(a))
 
 
 def diffusion_posterior(a: PosteriorArgs) -> Posterior:
     """Context 10 by default, 0 for the latent sleep (an unconditional denoiser)."""
-    return DiffusionPosterior(a.n_features, a.latent_dim, a.hidden, timesteps=a.timesteps,
-                              schedule=a.schedule,
+    return DiffusionPosterior(**_encoder_args(a), timesteps=a.timesteps, schedule=a.schedule,
                               context_dim=a.context(0 if a.sleep == "latent" else 10),
                               denoiser_hidden=a.denoiser_hidden, denoiser_layers=a.denoiser_layers,
-                              dropout=a.dropout, learn_variance=a.learn_variance,
-                              encoder=a.encoder, beta_start=a.beta_start, beta_end=a.beta_end)
+                              learn_variance=a.learn_variance, beta_start=a.beta_start,
+                              beta_end=a.beta_end)
 
 
 @dataclass(frozen=True)
@@ -135,18 +139,17 @@ PAPER_KL_WEIGHT = {name: spec.kl_weight for name, spec in METHOD_TABLE.items()
                    if spec.kl_weight is not None}
 
 
-def build_method(method: str, n_features: int, *, prior: str | Prior = "pinwheel",
-                 likelihood: str = "bernoulli", latent_dim: int = 2,
-                 hidden: Sequence[int] | None = None, beta_reg: float | None = None,
-                 prior_weight: float | None = None, sleep: str = "none", timesteps: int = 20,
-                 schedule: str = "linear", beta_diff: float = 1.0, sleep_steps: int = 1,
-                 fantasy: str = "sample", context_dim: int | None = None,
-                 denoiser_hidden: int = 128, dropout: float = 0.0,
-                 prior_options: dict[str, Any] | None = None, arch: str = "mlp",
-                 beta_start: float | None = None, beta_end: float | None = None,
-                 denoiser_layers: int = 5, learn_variance: bool = True) -> Method:
+def build_method(method: str | ModelConfig, n_features: int, *, prior: str | Prior | None = None,
+                 **settings: Any) -> Method:
     """Assemble prior, decoder, likelihood and the method's posterior family and objective
-    (its row of :data:`METHOD_TABLE`); arguments a method does not use are ignored.
+    (its row of :data:`METHOD_TABLE`) from a :class:`~ddvi.config.ModelConfig`; settings a
+    method does not use are ignored.
+
+    ``method``: the config, or a method's name with the settings as flat keywords (the names of
+    :data:`ddvi.config.FLAT_KEYS`, e.g. ``build_method("ddvi", 784, hidden=(64,),
+    timesteps=10)``); keywords given with a config replace its fields. ``prior``: a name (with
+    ``prior_options``), or a :class:`ddvi.priors.Prior` used as it is (e.g. a
+    :class:`ddvi.priors.SamplesPrior`) in place of the config's.
 
     ``arch``: ``"mlp"`` (MLP encoders and decoder, any data) or ``"conv"`` (the paper's CIFAR-10
     networks, for flattened 32x32 images with 1-3 channels, HWC order): every network that reads
@@ -155,39 +158,54 @@ def build_method(method: str, n_features: int, *, prior: str | Prior = "pinwheel
     :class:`ddvi.convnets.ConvEncoder`, the decoder a :class:`ddvi.convnets.ConvDecoder`.
     ``hidden``: the encoders' (and the MLP decoder's) hidden widths; by default (1000, 1000) for
     ``"mlp"`` and, as in the paper, (1000,) after the conv trunk for ``"conv"``.
-    DDVI's chain: ``timesteps`` T, ``schedule`` (linear | geometric | cosine) with end points ``beta_start``,
-    ``beta_end`` (defaults in :func:`ddvi.diffusion.make_betas`; every beta_t <= 0.5), a denoiser of
-    ``denoiser_layers`` x ``denoiser_hidden`` units and, with ``learn_variance``, learned step
-    variances. ``prior``: a name for :func:`ddvi.priors.get_prior` (with ``prior_options``), or a
-    :class:`ddvi.priors.Prior` used as it is (e.g. a :class:`ddvi.priors.SamplesPrior`).
+    DDVI's chain: ``timesteps`` T, ``schedule`` (linear | geometric | cosine) with end points
+    ``beta_start``, ``beta_end`` (defaults in :func:`ddvi.diffusion.make_betas`; every
+    beta_t <= 0.5), a denoiser of ``denoiser_layers`` x ``denoiser_hidden`` units and, with
+    ``learn_variance``, learned step variances.
     """
+    instance = prior if isinstance(prior, Prior) else None
+    if isinstance(prior, str):
+        settings["prior"] = prior
+    if isinstance(method, ModelConfig):
+        config = method.replace(**settings) if settings else method
+    else:
+        config = ModelConfig.from_flat(method=method, **settings)
+    return _build(config, n_features, instance)
+
+
+def _build(config: ModelConfig, n_features: int, prior: Prior | None) -> Method:
+    method, net, chain, obj = config.method, config.network, config.diffusion, config.objective
     if method not in METHOD_TABLE:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if n_features < 1:
         raise ValueError(f"n_features must be >= 1, got {n_features}")
     spec = METHOD_TABLE[method]
-    encoder, make_decoder = architecture(arch, n_features)
+    encoder, make_decoder = architecture(net.arch, n_features)
+    hidden = net.hidden
     if hidden is None:
-        hidden = CONV_HIDDEN if arch == "conv" else (1000, 1000)
-    if isinstance(prior, Prior) and prior_options:
+        hidden = CONV_HIDDEN if net.arch == "conv" else (1000, 1000)
+    if prior is not None and config.prior_options:
         raise ValueError("prior_options apply to a prior given by name, not to a Prior instance")
-    p = prior if isinstance(prior, Prior) else get_prior(prior, **(prior_options or {}))
-    if p.dim != latent_dim:
-        name = prior if isinstance(prior, str) else p.name
-        raise ValueError(f"prior {name!r} is {p.dim}-dimensional but latent_dim={latent_dim}")
-    lik = get_likelihood(likelihood, n_features)
-    decoder = make_decoder(latent_dim, hidden, n_features, dropout)
+    p = prior if prior is not None else get_prior(config.prior, **(config.prior_options or {}))
+    if p.dim != config.latent_dim:
+        name = config.prior if prior is None else p.name
+        raise ValueError(f"prior {name!r} is {p.dim}-dimensional but "
+                         f"latent_dim={config.latent_dim}")
+    lik = get_likelihood(config.likelihood, n_features)
+    decoder = make_decoder(config.latent_dim, hidden, n_features, net.dropout)
     q = spec.posterior(PosteriorArgs(
-        n_features, latent_dim, hidden, dropout, encoder, context_dim=context_dim,
-        timesteps=timesteps, schedule=schedule, denoiser_hidden=denoiser_hidden,
-        denoiser_layers=denoiser_layers, learn_variance=learn_variance, beta_start=beta_start,
-        beta_end=beta_end, sleep=sleep))
-    settings = spec.settings(n_features, beta_reg, prior_weight, sleep=sleep, beta_diff=beta_diff,
-                             sleep_steps=sleep_steps, fantasy=fantasy)
+        n_features=n_features, latent_dim=config.latent_dim, hidden=hidden, dropout=net.dropout,
+        encoder=encoder, context_dim=net.context_dim, timesteps=chain.timesteps,
+        schedule=chain.schedule, denoiser_hidden=net.denoiser_hidden,
+        denoiser_layers=net.denoiser_layers, learn_variance=chain.learn_variance,
+        beta_start=chain.beta_start, beta_end=chain.beta_end, sleep=obj.sleep))
+    settings = spec.settings(n_features, obj.beta_reg, obj.prior_weight, sleep=obj.sleep,
+                             beta_diff=obj.beta_diff, sleep_steps=obj.sleep_steps,
+                             fantasy=obj.fantasy)
     return spec.objective(p, lik, decoder, q, name=method, **settings)
 
 
 __all__ = ["AAEB", "AEVB", "AEVBIAF", "ARCHS", "DDVI", "HAEVB", "METHODS", "METHOD_TABLE",
            "PAPER_KL_WEIGHT", "PAPER_LR", "PAPER_PRIOR_WEIGHT", "PIS", "SLEEP_MODES",
-           "ElboObjective", "Method", "MethodSpec", "PosteriorArgs", "Sleeper", "StepContext",
+           "ElboObjective", "Method", "MethodSpec", "ModelConfig", "PosteriorArgs", "Sleeper", "StepContext",
            "WakeSleep", "build_method"]
