@@ -37,7 +37,7 @@ def test_compare_runs_caches_and_resumes(tmp_path, monkeypatch):
     def fail(*a, **k):
         raise AssertionError("cached fit was recomputed")
 
-    monkeypatch.setattr("ddvi.estimator.DDVI.fit", fail)
+    monkeypatch.setattr("ddvi.estimators.base.BaseDDVI._fit_with", fail)
     again = cmp.compare(**args)
     assert [f["elbo"] for f in again["fits"]] == [f["elbo"] for f in first["fits"]]
 

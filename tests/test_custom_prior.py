@@ -11,7 +11,7 @@ import pytest
 import torch
 from scipy import special, stats
 
-from ddvi import DDVI
+from ddvi import DDVI, SemiSupervisedDDVI
 from ddvi.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ddvi.methods import build_method
 from ddvi.priors import (
@@ -458,8 +458,8 @@ def test_semi_supervised_fit_uses_the_labelled_samples_prior(tmp_path):
     X = _data(96)
     classes = np.full(96, -1)
     classes[:12] = np.arange(12) % 3
-    model = DDVI(method="aevb", prior=f"samples:{tmp_path / 'prior.npz'}", classifier_hidden=(8,),
-                 **TINY)
+    model = SemiSupervisedDDVI(method="aevb", prior=f"samples:{tmp_path / 'prior.npz'}",
+                               classifier_hidden=(8,), **TINY)
     model.fit(X, classes)
     proba = model.predict_proba(X)
     assert proba.shape == (96, 3) and np.allclose(proba.sum(1), 1, atol=1e-5)
@@ -471,8 +471,8 @@ def test_semi_supervised_fit_uses_the_labelled_samples_prior(tmp_path):
     (tmp_path / "prior.npz").unlink()
     assert np.array_equal(DDVI.load(tmp_path / "model").predict_proba(X), proba)
     with pytest.raises(ValueError, match="labels go up to 3 but .* 3 partitions"):
-        DDVI(method="aevb", prior=Prior.from_samples(x, y, BW2), classifier_hidden=(8,),
-             **TINY).fit(X, np.r_[3, classes[1:]])
+        SemiSupervisedDDVI(method="aevb", prior=Prior.from_samples(x, y, BW2),
+                           classifier_hidden=(8,), **TINY).fit(X, np.r_[3, classes[1:]])
 
 
 def test_cli_fits_with_a_samples_prior_file_and_names_a_missing_one(tmp_path, monkeypatch, capsys):

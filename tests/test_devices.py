@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddvi import DDVI
+from ddvi import DDVI, ClusteringDDVI, SemiSupervisedDDVI
 from ddvi.devices import generator, module_device, resolve_device
 from ddvi.train import Trainer
 
@@ -115,9 +115,9 @@ def test_cuda_fit_transform_save_load_on_cpu(tmp_path) -> None:
     np.testing.assert_allclose(cpu.transform(X), z, atol=1e-4)
     y = np.full(256, -1)
     y[:40] = np.arange(40) % 10
-    semi = _model(device="cuda").fit(X, y)
+    semi = SemiSupervisedDDVI(**_model(device="cuda").get_params()).fit(X, y)
     assert semi.predict_proba(X).shape == (256, 10)
-    clusters = _model(device="cuda", n_clusters=3).fit_predict(X)
+    clusters = ClusteringDDVI(**_model(device="cuda").get_params(), n_clusters=3).fit_predict(X)
     assert clusters.shape == (256,)
 
 

@@ -6,7 +6,7 @@ import scipy.sparse
 import torch
 from sklearn.exceptions import NotFittedError
 
-from ddvi import DDVI
+from ddvi import DDVI, ClusteringDDVI, SemiSupervisedDDVI
 from ddvi.checkpoint import CheckpointError
 from ddvi.train import NonFiniteLossError, Trainer
 
@@ -17,8 +17,17 @@ def data(n=96, d=12, seed=0):
 
 def small(**kw):
     base = dict(hidden=(16,), epochs=2, batch_size=32, timesteps=4, denoiser_hidden=16,
-                verbose=False, lr=1e-3)
+                verbose=False, lr=1e-3, threads=1)  # a fixed thread count: the same floats
     return DDVI(**{**base, **kw})
+
+
+def semi(**kw):
+    return SemiSupervisedDDVI(**small(**kw).get_params())
+
+
+def clusters(**kw):
+    base = small().get_params()
+    return ClusteringDDVI(**{**base, **kw})
 
 
 @pytest.mark.parametrize("method,sleep", [("aevb", "full"), ("aevb-iaf", "full"), ("h-aevb", "full"),
@@ -152,12 +161,14 @@ def test_semi_supervised_fit_predict_save_load(method, tmp_path):
     X = data()
     y_masked = y.copy()
     y_masked[20:] = -1
-    m = small(method=method, prior="square").fit(X, y_masked)
+    m = semi(method=method, prior="square").fit(X, y_masked)
     assert m.options_.task == "semi-supervised"
     pred = m.predict(X)
     assert pred.shape == (96,) and pred.min() >= 0 and pred.max() < 10
     assert np.allclose(m.predict_proba(X).sum(1), 1, atol=1e-5)
     loaded = DDVI.load(m.save(tmp_path / "m"))
+    assert type(loaded) is SemiSupervisedDDVI and type(SemiSupervisedDDVI.load(tmp_path / "m")) \
+        is SemiSupervisedDDVI
     assert np.array_equal(loaded.predict(X), pred)
     assert np.array_equal(loaded.transform(X), m.transform(X))
     if method == "ddvi":
@@ -166,10 +177,10 @@ def test_semi_supervised_fit_predict_save_load(method, tmp_path):
 
 def test_semi_supervised_bad_labels():
     with pytest.raises(ValueError, match="partitions"):
-        small(prior="square").fit(data(), np.full(96, 12))
+        semi(prior="square").fit(data(), np.full(96, 12))
     with pytest.raises(ValueError, match="shape"):
-        small(prior="square").fit(data(), np.zeros(5, dtype=int))
-    with pytest.raises(AttributeError, match="predict needs"):
+        semi(prior="square").fit(data(), np.zeros(5, dtype=int))
+    with pytest.raises(AttributeError, match="predict"):
         small(method="aevb").fit(data()).predict(data())
 
 
@@ -179,12 +190,15 @@ def test_clustering_fit_predict_save_load(cluster_model, tmp_path):
     centres = rng.normal(size=(3, 12)) * 4
     truth = rng.integers(0, 3, 150)
     X = (centres[truth] + rng.normal(size=(150, 12)) * 0.3).astype(np.float32)
-    m = small(method="aevb", likelihood="gaussian", n_clusters=3, cluster_model=cluster_model,
-              epochs=3)
+    m = clusters(method="aevb", likelihood="gaussian", n_clusters=3, cluster_model=cluster_model,
+                 epochs=3)
     ids = m.fit_predict(X)
     assert ids.shape == (150,) and ids.min() >= 0 and ids.max() < 3
     assert m.options_.task == "clustering"
-    loaded = DDVI.load(m.save(tmp_path / "m"))
+    loaded = ClusteringDDVI.load(m.save(tmp_path / "m"))
+    assert type(loaded) is ClusteringDDVI and type(DDVI.load(tmp_path / "m")) is ClusteringDDVI
+    assert type(ClusteringDDVI.load(small(method="aevb", likelihood="gaussian", epochs=1).fit(
+        X).save(tmp_path / "u"))) is DDVI
     assert np.array_equal(loaded.predict(X), ids)
     from ddvi.report import evaluate
 
@@ -192,16 +206,31 @@ def test_clustering_fit_predict_save_load(cluster_model, tmp_path):
     assert {"purity", "nmi", "completeness"} <= set(out["clusters_model"]) <= set(out["clusters_gmm"])
 
 
-def test_clustering_needs_n_clusters():
-    with pytest.raises(AttributeError, match="n_clusters"):
+def test_clustering_needs_its_estimator():
+    with pytest.raises(AttributeError, match="fit_predict"):
         small().fit_predict(data())
+    with pytest.raises(TypeError, match="n_clusters"):
+        small(n_clusters=2)
     with pytest.raises(ValueError, match="cluster_model"):
-        small(n_clusters=2, cluster_model="kmeans").fit(data())
+        clusters(n_clusters=2, cluster_model="kmeans").fit(data())
+    with pytest.raises(ValueError, match="n_clusters must be >= 1"):
+        clusters(n_clusters=0).fit(data())
+
+
+def test_unsupervised_ddvi_refuses_semi_supervised_labels():
+    y = np.where(np.arange(96) < 20, np.arange(96) % 10, -1)
+    with pytest.raises(ValueError, match="SemiSupervisedDDVI"):
+        small(method="aevb", epochs=1).fit(data(), y)
+    with pytest.warns(UserWarning, match="y is ignored"):
+        m = small(method="aevb", epochs=1).fit(data(), np.arange(96) % 10)
+    assert m.options_.task == "unsupervised"
+    with pytest.raises(ValueError, match="needs labels"):
+        semi(method="aevb", prior="square").fit(data(), None)
 
 
 @pytest.mark.parametrize("call", ["transform", "predict", "predict_proba", "score", "sample", "save"])
 def test_unfitted_model_raises_sklearn_not_fitted_error(call, tmp_path):
-    model = small(method="aevb")
+    model = semi(method="aevb")
     args = {"sample": (3,), "save": (tmp_path / "m",)}.get(call, (data(),))
     with pytest.raises(NotFittedError, match="not fitted"):
         getattr(model, call)(*args)
@@ -209,19 +238,19 @@ def test_unfitted_model_raises_sklearn_not_fitted_error(call, tmp_path):
 
 def test_semi_supervised_without_any_label_is_refused():
     with pytest.raises(ValueError, match="no labelled rows"):
-        small(method="aevb", prior="square").fit(data(), np.full(96, -1))
+        semi(method="aevb", prior="square").fit(data(), np.full(96, -1))
 
 
 @pytest.mark.parametrize("y", [np.array(["cat", "dog"] * 48),
                                np.array(["cat", "dog"] * 48, dtype=object)])
 def test_string_labels_are_refused_clearly(y):
     with pytest.raises(ValueError, match="integer class labels.*map the classes"):
-        small(method="aevb", prior="square").fit(data(), y)
+        semi(method="aevb", prior="square").fit(data(), y)
 
 
 def test_object_integer_labels_are_accepted():
     y = np.where(np.arange(96) < 20, np.arange(96) % 10, -1).astype(object)
-    m = small(method="aevb", prior="square", epochs=1).fit(data(), y)
+    m = semi(method="aevb", prior="square", epochs=1).fit(data(), y)
     assert m.options_.task == "semi-supervised"
 
 
@@ -246,16 +275,17 @@ def test_input_errors_use_sklearn_wording(bad, error, match):
 
 
 def test_feature_count_is_checked_by_every_method():
-    m = small(method="aevb", prior="square", epochs=1).fit(data(), np.arange(96) % 10)
+    m = semi(method="aevb", prior="square", epochs=1).fit(data(), np.arange(96) % 10)
     for call in ("transform", "predict", "predict_proba", "score"):
-        with pytest.raises(ValueError, match="X has 7 features, but DDVI is expecting 12"):
+        with pytest.raises(ValueError, match="X has 7 features, but SemiSupervisedDDVI is expecting 12"):
             getattr(m, call)(data(d=7))
 
 
 def test_predict_and_fit_predict_exist_only_where_they_mean_something():
     m = small(method="aevb").fit(data())
     assert not hasattr(m, "predict") and not hasattr(m, "predict_proba")
-    assert not hasattr(small(), "fit_predict") and hasattr(small(n_clusters=2), "fit_predict")
+    assert not hasattr(small(), "fit_predict") and hasattr(clusters(n_clusters=2), "fit_predict")
+    assert not hasattr(semi(), "fit_predict") and not hasattr(clusters(), "predict_proba")
 
 
 def test_resume_refuses_changed_options_naming_them(tmp_path):
@@ -275,7 +305,7 @@ def test_resume_refuses_changed_options_naming_them(tmp_path):
     with pytest.raises(ResumeMismatchError, match="training data differ"):
         small(method="aevb", epochs=3, run_dir=str(tmp_path)).fit(data(seed=1), resume=True)
     with pytest.raises(ResumeMismatchError, match="task='unsupervised', not 'semi-supervised'"):
-        small(method="aevb", epochs=3, run_dir=str(tmp_path)).fit(
+        semi(method="aevb", epochs=3, run_dir=str(tmp_path)).fit(
             X, np.arange(96) % 10, resume=True)
     assert (tmp_path / "checkpoint.safetensors").read_bytes() == stored
     resumed = small(method="aevb", epochs=3, run_dir=str(tmp_path), checkpoint_every=2,
@@ -318,6 +348,22 @@ def test_cluster_variable_ddvi_runs_the_denoiser_warmup(monkeypatch):
     calls = []
     monkeypatch.setattr(ClusterVariable, "pretrain_denoiser",
                         lambda self, steps, *a, **k: calls.append(steps) or [])
-    small(method="ddvi", likelihood="gaussian", n_clusters=2, cluster_model="variable",
-          warmup_steps=7, epochs=1).fit(data())
+    clusters(method="ddvi", likelihood="gaussian", n_clusters=2, cluster_model="variable",
+             warmup_steps=7, epochs=1).fit(data())
     assert calls == [7]
+
+
+def test_models_saved_before_the_split_load_as_their_tasks_estimator(tmp_path):
+    """Files of the single DDVI estimator hold every task's parameters (n_clusters None where
+    the task is not clustering); each load returns the estimator of the stored task."""
+    from ddvi.checkpoint import load_checkpoint, save_checkpoint
+
+    X = data()
+    m = small(method="aevb", epochs=1).fit(X)
+    tensors, meta = load_checkpoint(m.save(tmp_path / "m") / "model.safetensors")
+    meta["config"]["params"].update(alpha=1000.0, labeled_batch_size=32, classifier_hidden=[1000],
+                                    n_clusters=None, cluster_model="mixture")
+    save_checkpoint(tmp_path / "old" / "model.safetensors", tensors, meta)
+    for cls in (DDVI, SemiSupervisedDDVI, ClusteringDDVI):
+        loaded = cls.load(tmp_path / "old")
+        assert type(loaded) is DDVI and np.array_equal(loaded.transform(X), m.transform(X))

@@ -207,12 +207,12 @@ def test_written_atomically(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def image_run() -> tuple[Any, np.ndarray, np.ndarray]:
     """A tiny clustering model of 48 random 4x4 'images', with class labels."""
-    from ddvi.estimator import DDVI
+    from ddvi import ClusteringDDVI
 
     rng = np.random.default_rng(0)
     x, y = rng.random((48, 16)).astype(np.float32), rng.integers(0, 3, 48)
-    model = DDVI(method="aevb", prior="gaussian", hidden=(8,), epochs=1, n_clusters=3, verbose=False,
-                 batch_size=16).fit(x)
+    model = ClusteringDDVI(method="aevb", prior="gaussian", hidden=(8,), epochs=1, n_clusters=3,
+                           verbose=False, batch_size=16).fit(x)
     return model, x, y
 
 

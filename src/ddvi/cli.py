@@ -16,7 +16,7 @@ from ddvi.data import load_dataset
 from ddvi.devices import DEVICE_HELP
 
 if TYPE_CHECKING:
-    from ddvi.estimator import ResumeMismatchError
+    from ddvi.estimators import ResumeMismatchError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Denoising Diffusion Variational Inference: fit latent variable models with "
@@ -130,7 +130,7 @@ def fit(
 
       ddvi fit --method ddvi --n-clusters 10 --epochs 5                  # clustering
     """
-    from ddvi.estimator import DDVI, ResumeMismatchError
+    from ddvi.estimators import ResumeMismatchError, estimator_for
     from ddvi.fitting import FitOutcome, ImageFitConfig, fit_and_evaluate, train
     from ddvi.report import evaluate as run_eval
     from ddvi.report import write_figures, write_json
@@ -194,9 +194,9 @@ def fit(
                                     verbose=not quiet, resume=resume, evaluate=evaluate_after,
                                     on_fit=report_speed)
         else:
-            model = DDVI(method=method, prior=prior, epochs=epochs, seed=seed,
-                         verbose=not quiet, run_dir=str(run), threads=n_threads, device=device,
-                         **options)
+            model = estimator_for(n_labels is not None, method=method, prior=prior,
+                                  epochs=epochs, seed=seed, verbose=not quiet, run_dir=str(run),
+                                  threads=n_threads, device=device, **options)
             seconds = train(model, x_fit, y_fit, n_labels, seed, balanced=balanced, resume=resume,
                             feature_names=table.feature_names)
             done = FitOutcome(model, seconds, x_fit, y_fit, x_test, y_test)
@@ -392,7 +392,7 @@ def embed(
 
 def _load(run: Path):
     """The model of a run folder: RUN/model, else the weights or last checkpoint in RUN itself."""
-    from ddvi.estimator import DDVI, MODEL_FILE
+    from ddvi.estimators import DDVI, MODEL_FILE
     from ddvi.train import CHECKPOINT
 
     if not run.is_dir():

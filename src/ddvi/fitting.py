@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from ddvi.estimator import DDVI
+    from ddvi.estimators import BaseDDVI
 
 __all__ = ["FitOutcome", "ImageFitConfig", "fit_and_evaluate", "load_images", "train"]
 
@@ -77,7 +77,7 @@ class ImageFitConfig:
 class FitOutcome:
     """A fitted model, its training time, the data it saw and (unless skipped) its metrics."""
 
-    model: DDVI
+    model: BaseDDVI
     train_seconds: float
     x_fit: np.ndarray
     y_fit: np.ndarray
@@ -94,7 +94,7 @@ def load_images(dataset: str, data_dir: str | None):
     return load_dataset(dataset, data_dir)
 
 
-def train(model: DDVI, x_fit: Any, y_fit: Any, n_labels: int | None, seed: int, *,
+def train(model: BaseDDVI, x_fit: Any, y_fit: Any, n_labels: int | None, seed: int, *,
           balanced: bool = True, resume: bool = False, **fit_kw: Any) -> float:
     """Fit ``model`` (semi-supervised on ``n_labels`` seeded labels of ``y_fit`` when given);
     return the training seconds."""
@@ -119,15 +119,16 @@ def fit_and_evaluate(config: ImageFitConfig, *, run_dir: str | Path | None = Non
     them) and the model is saved to ``run_dir/model`` before the evaluation. ``on_fit`` is called
     between training and evaluation (e.g. to report the training speed)."""
     from ddvi.data import subset
-    from ddvi.estimator import DDVI
+    from ddvi.estimators import estimator_for
     from ddvi.report import evaluate as evaluate_model
 
     (x_train, y_train), (x_test, y_test) = load_images(config.dataset, config.data_dir)
     x_fit, y_fit = subset(x_train, y_train, config.n_train, config.seed)
     x_test, y_test = subset(x_test, y_test, config.n_test or None, config.seed)
-    model = DDVI(method=config.method, prior=config.prior, epochs=config.epochs, seed=config.seed,
-                 verbose=verbose, run_dir=None if run_dir is None else str(run_dir),
-                 threads=threads, device=device, **config.options)
+    model = estimator_for(config.n_labels is not None, method=config.method, prior=config.prior,
+                          epochs=config.epochs, seed=config.seed, verbose=verbose,
+                          run_dir=None if run_dir is None else str(run_dir), threads=threads,
+                          device=device, **config.options)
     seconds = train(model, x_fit, y_fit, config.n_labels, config.seed,
                     balanced=config.balanced_labels, resume=resume)
     if run_dir is not None:

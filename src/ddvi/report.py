@@ -12,10 +12,10 @@ import torch
 
 from ddvi import metrics, plot
 from ddvi.devices import generator, module_device
-from ddvi.estimator import DDVI
+from ddvi.estimators import BaseDDVI
 
 
-def posterior_draws(model: DDVI, X: Any, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
+def posterior_draws(model: BaseDDVI, X: Any, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
     """One seeded draw z ~ q(z|x) per row (the paper's protocol for latent metrics)."""
     data = model.prepare(X)
     device = module_device(model.method_)
@@ -26,7 +26,7 @@ def posterior_draws(model: DDVI, X: Any, seed: int = 0, batch_size: int = 1024) 
                           for b in data.split(batch_size)]).numpy()
 
 
-def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
+def evaluate(model: BaseDDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
              x_train: np.ndarray | None = None, y_train: np.ndarray | None = None,
              mmd_samples: int = 2000, elbo_samples: int = 1, seed: int = 0,
              dataset: str = "",
@@ -93,7 +93,7 @@ def evaluate(model: DDVI, x_test: np.ndarray, y_test: np.ndarray | None = None,
     return out
 
 
-def write_figures(model: DDVI, run_dir: str | Path, x: np.ndarray, y: np.ndarray | None = None,
+def write_figures(model: BaseDDVI, run_dir: str | Path, x: np.ndarray, y: np.ndarray | None = None,
                   seed: int = 0, max_points: int = 10_000) -> list[Path]:
     """latents.png (map by class beside prior samples), samples.png (decoded), history.png, and
     map.html (the same test latents, interactive: row index, label and cluster on hover; skipped

@@ -1,7 +1,7 @@
 """Checks of the configuration stored with a model: validation on load and comparison on resume.
 
 The configuration is the JSON object ``{"params": ..., "model": ..., "options": ...}`` that
-:class:`ddvi.estimator.DDVI` writes into the weights file's header (``model`` is a
+every estimator of :mod:`ddvi.estimators` writes into the weights file's header (``model`` is a
 :class:`~ddvi.config.ModelConfig`'s ``to_dict()``) (and, as a human-readable copy,
 into ``config.json``). Every problem is a :class:`~ddvi.checkpoint.CheckpointError` that names the
 file and the field.

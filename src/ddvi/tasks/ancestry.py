@@ -170,7 +170,7 @@ def _take(values: np.ndarray | None, index: np.ndarray) -> np.ndarray | None:
 
 def genotype_model(method: str = "ddvi", n_clusters: int = 20, epochs: int = 60, seed: int = 0,
                    verbose: bool = True, run_dir: str | Path | None = None, **params: Any):
-    """The clustering model of the paper's genomics runs as a :class:`~ddvi.estimator.DDVI`:
+    """The clustering model of the paper's genomics runs as a :class:`~ddvi.ClusteringDDVI`:
     an isotropic Gaussian likelihood on the PCs (a shared learned scale: squared error, as
     the authors' MSE), 4×1000 hidden layers, a 2-D latent with ``n_clusters``
     learned mixture centres (N(mu_k, 0.125² I), the authors' ``tiny_gauss``), trained on the
@@ -179,15 +179,15 @@ def genotype_model(method: str = "ddvi", n_clusters: int = 20, epochs: int = 60,
     With a per-feature scale or 1000 PCs of mostly noise the latent went unused (posterior
     collapse, NMI 0 on synthetic-1kg); with the shared scale DDVI reached GMM-20 NMI 0.69 in
     40 epochs."""
-    from ddvi.estimator import DDVI
+    from ddvi.estimators import estimator_for
 
     settings: dict[str, Any] = {"likelihood": "gaussian-iso", "hidden": (1000, 1000, 1000, 1000),
                                 "binarize": False, "n_clusters": n_clusters,
                                 "cluster_model": "mixture", "batch_size": 128, "beta_reg": 1.0,
                                 "prior_weight": 1.0}
     settings |= params
-    return DDVI(method=method, epochs=epochs, seed=seed, verbose=verbose,
-                run_dir=None if run_dir is None else str(run_dir), **settings)
+    return estimator_for(method=method, epochs=epochs, seed=seed, verbose=verbose,
+                         run_dir=None if run_dir is None else str(run_dir), **settings)
 
 
 def score_map(z: np.ndarray, populations: np.ndarray | None, super_populations: np.ndarray | None,
@@ -324,7 +324,7 @@ def _score_held_out(model: Any, held: HeldOutSamples, out: Path, label: str, see
 
 def embed_samples(model_dir: str | Path, source: GenotypeSource) -> tuple[np.ndarray, np.ndarray]:
     """Project new samples with a fitted model folder: (2-D map positions, cluster ids)."""
-    from ddvi.estimator import DDVI
+    from ddvi.estimators import DDVI
 
     model_dir = Path(model_dir)
     pca = GenotypePCA.load(model_dir / PCA_FILE)
