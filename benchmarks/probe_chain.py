@@ -22,7 +22,7 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            amortisation: train and score on the first K eval points only), ``batch=N``, ``draws=K``
            (each x of a batch drawn K times: K trajectories per x), ``freeze_after=K`` (the
            encoder frozen after K steps: only the chain trains on), ``beta_start``/``beta_end``,
-           ``dhidden`` (the denoiser's width).
+           ``dhidden`` (the denoiser's width), ``lr`` (the shared learning rate, default bound_gap.LR).
            For AEVB-IAF it prints ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
@@ -358,7 +358,7 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
         ctx: int | None = None, hidden: str | None = None, points: int | None = None,
         batch: int | None = None, draws: int = 1, freeze_after: int | None = None,
         beta_start: float | None = None, beta_end: float | None = None,
-        dhidden: int | None = None) -> dict[str, Any]:
+        dhidden: int | None = None, lr: float = bg.LR) -> dict[str, Any]:
     case = bg.CASES[case_name]
     truth, _ = bg.true_model_checks(case, [seed])
     x_eval, log_px = truth[(case.name, seed)]
@@ -385,10 +385,10 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
     if lr_mult != 1.0 and denoiser is not None:
         ids = {id(p) for p in denoiser.parameters()}
         rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-        opt = torch.optim.Adam([{"params": rest, "lr": bg.LR},
-                                {"params": list(denoiser.parameters()), "lr": bg.LR * lr_mult}])
+        opt = torch.optim.Adam([{"params": rest, "lr": lr},
+                                {"params": list(denoiser.parameters()), "lr": lr * lr_mult}])
     else:
-        opt = model.configure_optimizer(bg.LR)
+        opt = model.configure_optimizer(lr)
     model.train()
     start = time.time()
     size = batch or bg.BATCH
@@ -403,7 +403,7 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
         model.training_step(x, opt, StepContext(step, steps, g))
     elbo, se = bg.mc_elbo(model, x_eval, 256, g)
     res: dict[str, Any] = {"case": case_name, "method": method, "seed": seed, "steps": steps,
-                           "lr_mult": lr_mult, "timesteps": timesteps, "extra": extra,
+                           "lr": lr, "lr_mult": lr_mult, "timesteps": timesteps, "extra": extra,
                            "post": post, "ctx": ctx, "hidden": hidden, "points": points,
                            "batch": batch, "draws": draws, "freeze_after": freeze_after,
                            "beta_start": beta_start, "beta_end": beta_end, "dhidden": dhidden,
@@ -445,8 +445,9 @@ def main(argv: list[str]) -> None:
         options: dict[str, Any] = {}
         for pair in pairs:
             key, value = pair.split("=")
+            floats = ("lr", "lr_mult", "beta_start", "beta_end")
             options[key] = (value if key in ("extra", "post", "hidden")
-                            else float(value) if key in ("lr_mult", "beta_start", "beta_end") else int(value))
+                            else float(value) if key in floats else int(value))
         for seed in (int(s) for s in seeds.split(",")):
             print(json.dumps(fit(case, method, seed, steps, **options)), flush=True)
 
