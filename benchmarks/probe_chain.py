@@ -22,7 +22,8 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            amortisation: train and score on the first K eval points only), ``batch=N``, ``draws=K``
            (each x of a batch drawn K times: K trajectories per x), ``freeze_after=K`` (the
            encoder frozen after K steps: only the chain trains on), ``beta_start``/``beta_end``,
-           ``dhidden`` (the denoiser's width), ``lr`` (the shared learning rate, default bound_gap.LR).
+           ``dhidden`` (the denoiser's width), ``lr`` (the shared learning rate, default bound_gap.LR),
+           ``guidance`` (none | prior | joint; default: build_method's).
            For AEVB-IAF it prints ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
@@ -193,11 +194,11 @@ def x0_residual(model: Method) -> None:
     d = post.latent_dim
     fast = post._fast_step
 
-    def _fast_step(u, t, prepared, noise):
+    def _fast_step(u, t, prepared, noise, frame):
         if noise is None:
-            return fast(u, t, prepared, None)
-        mean_only, _ = fast(u, t, prepared, None)
-        out = post.denoiser.step(u, t, prepared)
+            return fast(u, t, prepared, None, frame)
+        mean_only, _ = fast(u, t, prepared, None, frame)
+        out = post.denoiser.step(post.guided(u, frame), t, prepared)
         if not post.learn_variance:
             return mean_only + math.sqrt(beta[t - 1]) * noise, None
         v = _soft(out[:, d:])
@@ -331,10 +332,65 @@ def x_context(model: Method) -> None:
     post.encode = encode_with_x
 
 
+def score_input(model: Method, prior_only: bool = False, detach: bool = False) -> None:
+    """Prototype: the denoiser also sees the model's own score at the chain's current point,
+    asinh(std(x) * grad_z log p(x, z)) at z = mean(x) + std(x) u_t (``prior_only``: grad_z log p(z)
+    alone, which costs no decoder pass), as Langevin-type samplers do. The score is differentiated
+    through (create_graph), so the reparameterised gradient stays exact. Zero-initialised output:
+    at initialisation the default chain. ``detach``: the score is an input without a gradient
+    (a biased gradient, but no second derivatives of a table prior's discontinuous score)."""
+    from ddvi.nets import Denoiser
+
+    post = model.posterior
+    T, d, s = post.timesteps, post.latent_dim, post.schedule
+    old = post.denoiser
+    post.denoiser = Denoiser(d, T, old.out.in_features, len(old.hidden) + 1, post.context_dim + d,
+                             extra_out=d if post.learn_variance else 0)
+    torch.nn.init.zeros_(post.denoiser.out.weight)
+    torch.nn.init.zeros_(post.denoiser.out.bias)
+
+    def log_joint(x, z):
+        lp = model.prior.log_prob(z)
+        return lp if prior_only else lp + model.likelihood.log_prob(x, model.decoder(z))
+
+    def score(x, z):
+        outer = torch.is_grad_enabled() and not detach
+        with torch.enable_grad():
+            if detach or not z.requires_grad:
+                z = z.detach().requires_grad_(True)
+            return torch.autograd.grad(log_joint(x, z).sum(), z, create_graph=outer)[0]
+
+    def rsample_trajectory(x, generator=None):
+        mean, std, context = post.encode(x)
+        B = mean.shape[0]
+        noise = torch.randn((T + 1, B, d), generator=generator, dtype=mean.dtype)
+        u = noise[T]
+        us, terms = [u], []
+        for t in range(T, 0, -1):
+            feat = torch.asinh(std * score(x, mean + std * u))
+            out = post.denoiser(u, t, torch.cat([context, feat], -1))
+            b = float(s.beta[t - 1])
+            v = _soft(out[:, d:]) if post.learn_variance else torch.zeros_like(u)
+            prev = (math.sqrt(1 - b) * u + math.sqrt(b) * out[:, :d]
+                    + math.sqrt(b) * (0.5 * v).exp() * noise[t - 1])
+            log_q = -0.5 * (noise[t - 1].pow(2) + math.log(b) + v + LOG_2PI).sum(-1)
+            log_r = -0.5 * ((u - math.sqrt(1 - b) * prev).pow(2) / b + math.log(b) + LOG_2PI).sum(-1)
+            terms.append(log_q - log_r)
+            u = prev
+            us.append(u)
+        end = -0.5 * (noise[T].pow(2) + LOG_2PI).sum(-1) - std.log().sum(-1)
+        return mean + std * u, torch.cat([end[None], torch.stack(terms[::-1])]), torch.stack(us[::-1])
+
+    post.rsample_trajectory = rsample_trajectory
+
+
 POSTS = {"film": film, "xctx": x_context, "randout": random_out,
          "randout_big": lambda m: random_out(m, 0.3), "x0": x0_residual, "tril": tril_affine,
          "zframe": z_frame, "meanstd": lambda m: z_frame(m, False), "sched": learned_schedule,
-         "sched_global": lambda m: learned_schedule(m, True), "rnet": learned_reverse}
+         "sched_global": lambda m: learned_schedule(m, True), "rnet": learned_reverse,
+         "score": score_input, "pscore": lambda m: score_input(m, True),
+         "score_detach": lambda m: score_input(m, detach=True),
+         "pscore_detach": lambda m: score_input(m, True, True)}
 
 
 def _elbo_zeroed(model: Method, layers: list[torch.nn.Linear], x: torch.Tensor,
@@ -358,7 +414,8 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
         ctx: int | None = None, hidden: str | None = None, points: int | None = None,
         batch: int | None = None, draws: int = 1, freeze_after: int | None = None,
         beta_start: float | None = None, beta_end: float | None = None,
-        dhidden: int | None = None, lr: float = bg.LR) -> dict[str, Any]:
+        dhidden: int | None = None, lr: float = bg.LR, guidance: str | None = None
+        ) -> dict[str, Any]:
     case = bg.CASES[case_name]
     truth, _ = bg.true_model_checks(case, [seed])
     x_eval, log_px = truth[(case.name, seed)]
@@ -370,6 +427,8 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
     overrides: dict[str, Any] = {} if ctx is None else {"context_dim": ctx}
     if dhidden is not None:
         overrides["denoiser_hidden"] = dhidden
+    if guidance is not None:
+        overrides["guidance"] = guidance
     if beta_start is not None:
         overrides["beta_start"] = beta_start
     if beta_end is not None:
@@ -407,6 +466,7 @@ def fit(case_name: str, method: str, seed: int, steps: int, lr_mult: float = 1.0
                            "post": post, "ctx": ctx, "hidden": hidden, "points": points,
                            "batch": batch, "draws": draws, "freeze_after": freeze_after,
                            "beta_start": beta_start, "beta_end": beta_end, "dhidden": dhidden,
+                           "guidance": guidance,
                            "gap": round(float((log_px - elbo).mean()), 3), "se": round(se, 3),
                            "seconds": round(time.time() - start)}
     if denoiser is not None:
@@ -446,7 +506,7 @@ def main(argv: list[str]) -> None:
         for pair in pairs:
             key, value = pair.split("=")
             floats = ("lr", "lr_mult", "beta_start", "beta_end")
-            options[key] = (value if key in ("extra", "post", "hidden")
+            options[key] = (value if key in ("extra", "post", "hidden", "guidance")
                             else float(value) if key in floats else int(value))
         for seed in (int(s) for s in seeds.split(",")):
             print(json.dumps(fit(case, method, seed, steps, **options)), flush=True)

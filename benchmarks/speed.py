@@ -3,7 +3,8 @@ this machine's measured matmul throughput that a step reaches.
 
 Settings (appendix G/H): batch 128, MLP encoder/decoder 2x1000, denoiser 5x128, T = 20, 2-D
 pinwheel prior; every method with torch's fused Adam (``ddvi.methods.base.adam``), DDVI also
-with its chain compiled (``compile=True``; compiled once in the warm-up, not timed).
+with its chain compiled (``compile=True``; compiled once in the warm-up, not timed) and without
+its default guidance (``guidance="none"``: the chain the paper describes).
 Usage:  python benchmarks/speed.py [--steps 40] [--json out.json] [--under-load]
 
 ``--under-load`` also measures AEVB and DDVI with one busy-looping neighbour process on the
@@ -34,6 +35,7 @@ CONFIGS = [
     ("h-aevb", {}),
     ("pis", {}),
     ("ddvi", {"sleep": "none"}),
+    ("ddvi", {"sleep": "none", "guidance": "none"}),
     ("ddvi", {"sleep": "latent"}),
     ("ddvi", {"sleep": "full"}),
     ("ddvi", {"sleep": "none", "compile": True}),
@@ -71,6 +73,7 @@ def prepare(method: str, options: dict, batch: int = 128) -> dict:
         for _ in range(3):
             model.training_step(x, opt, ctx)
     name = method if not options else f"{method} (sleep={options['sleep']}" + \
+        (", unguided" if options.get("guidance") == "none" else "") + \
         (", compiled)" if compiled else ")")
     return {"method": name, "step": lambda: model.training_step(x, opt, ctx),
             "gflop_per_step": counter.get_total_flops() / 1e9}

@@ -113,4 +113,4 @@ def test_models_of_the_old_posterior_format_are_refused(tmp_path):
     save_checkpoint(tmp_path / "old" / "model.safetensors", tensors, meta)
     with pytest.raises(ValueError, match="posterior format 1.*refit"):
         DDVI.load(tmp_path / "old")
-    assert json.loads((path / "config.json").read_text())["options"]["posterior_format"] == 2
+    assert json.loads((path / "config.json").read_text())["options"]["posterior_format"] == 3

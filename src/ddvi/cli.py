@@ -77,6 +77,10 @@ def fit(
                                                         "(default 1e-3)"),
     beta_end: float | None = typer.Option(None, help="last noise level beta_T, in (0, 0.5] "
                                                       "(default min(0.5, 8/T); cosine: 0.5 cap)"),
+    guidance: str = typer.Option("prior", help="DDVI: the score the denoiser sees at each step: "
+                                               "prior (grad log p(z); default) | joint (also "
+                                               "the likelihood's; a decoder pass per step) | "
+                                               "none (the paper's chain)"),
     beta_reg: float | None = typer.Option(None, help="weight of L_reg (default: the paper's)"),
     beta_diff: float = typer.Option(1.0, help="weight of the sleep term"),
     warmup_steps: int = typer.Option(0, help="DDVI: denoiser pre-training steps on prior samples"),
@@ -176,7 +180,7 @@ def fit(
                    schedule=schedule, beta_start=beta_start, beta_end=beta_end, beta_reg=beta_reg,
                    beta_diff=beta_diff, warmup_steps=warmup_steps, alpha=alpha,
                    labeled_batch_size=labeled_batch_size, n_clusters=n_clusters,
-                   cluster_model=cluster_model, compile=compile_chain)
+                   cluster_model=cluster_model, compile=compile_chain, guidance=guidance)
 
     def report_speed(done: FitOutcome) -> None:
         history = done.model.history_

@@ -83,14 +83,16 @@ class NetworkConfig(_Section):
 @dataclass(frozen=True)
 class DiffusionConfig(_Section):
     """DDVI's (and PIS's) chain: ``timesteps`` T, the noise ``schedule`` (linear | geometric |
-    cosine) and its end points (None: :func:`ddvi.diffusion.make_betas`' defaults), and whether
-    the step variances are learned."""
+    cosine) and its end points (None: :func:`ddvi.diffusion.make_betas`' defaults), whether
+    the step variances are learned, and DDVI's ``guidance`` (none | prior | joint: the score the
+    denoiser sees at each step, see :mod:`ddvi.posteriors.diffusion`)."""
 
     timesteps: int = 20
     schedule: str = "linear"
     beta_start: float | None = None
     beta_end: float | None = None
     learn_variance: bool = True
+    guidance: str = "prior"
 
 
 @dataclass(frozen=True)

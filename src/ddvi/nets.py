@@ -77,15 +77,17 @@ class Denoiser(nn.Module):
     Appendix G: 128 hidden units, each hidden layer a time-conditioned linear layer. Conditioning
     on x enters through ``context`` (concatenated to y_t); ``context_dim=0`` is unconditional.
     With ``extra_out`` it returns ``dim + extra_out`` columns (e.g. a variance output after eps).
+    With ``extra_in`` its input ``y`` has ``dim + extra_in`` columns: y_t and per-step features
+    (DDVI's guidance).
     """
 
     def __init__(self, dim: int = 2, timesteps: int = 20, hidden: int = 128, layers: int = 5,
-                 context_dim: int = 0, extra_out: int = 0):
+                 context_dim: int = 0, extra_out: int = 0, extra_in: int = 0):
         super().__init__()
         if layers < 2:
             raise ValueError("the denoiser needs at least 2 layers")
-        self.dim, self.context_dim = dim, context_dim
-        widths = [dim + context_dim] + [hidden] * (layers - 1)
+        self.dim, self.context_dim, self.in_dim = dim, context_dim, dim + extra_in
+        widths = [self.in_dim + context_dim] + [hidden] * (layers - 1)
         self.hidden = nn.ModuleList(TimeLinear(a, b, timesteps) for a, b in zip(widths, widths[1:]))
         self.out = nn.Linear(hidden, dim + extra_out)
 
@@ -100,11 +102,11 @@ class Denoiser(nn.Module):
         weight and (T, width) table of bias plus step embedding, and the first layer's term for
         ``context`` (computed once instead of once per step)."""
         first = self.hidden[0].linear.weight
-        weights = [first[:, :self.dim].t()] + [layer.linear.weight.t() for layer in self.hidden[1:]]
+        weights = [first[:, :self.in_dim].t()] + [layer.linear.weight.t() for layer in self.hidden[1:]]
         tables = [layer.linear.bias + layer.embed.weight for layer in self.hidden]
         ctx = None
         if context is not None and self.context_dim:
-            ctx = context @ first[:, self.dim:].t()
+            ctx = context @ first[:, self.in_dim:].t()
         return DenoiserPass(weights, tables, ctx)
 
     def step(self, y: Tensor, t: int, prepared: DenoiserPass) -> Tensor:

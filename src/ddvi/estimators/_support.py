@@ -21,8 +21,11 @@ from ddvi.config import FLAT_KEYS, ModelConfig
 from ddvi.priors import PRIORS, Prior, SamplesPrior, get_prior, samples_path
 
 MODEL_FILE = "model.safetensors"
-POSTERIOR_FORMAT = 2
-"""2: DDVI's chain in standardised coordinates (the same weight names as format 1, other maths)."""
+POSTERIOR_FORMAT = 3
+"""2: DDVI's chain in standardised coordinates (the same weight names as format 1, other maths);
+3: the chain may be guided by the model's score (format 2 files load as ``guidance="none"``)."""
+OLDEST_POSTERIOR_FORMAT = 2
+"""DDVI models of older formats are refused (format 1's weights mean another chain)."""
 
 _MODEL_PARAMS = tuple(k for k in FLAT_KEYS if k != "prior_options")
 """The estimator's parameters that make its :class:`~ddvi.config.ModelConfig`."""
@@ -211,8 +214,31 @@ def upgrade_config(config: Any, where: str = "") -> Any:
     ``options.method``); they become ``model`` (as :meth:`ModelConfig.to_dict` writes it), with
     the old defaults of settings those files lack (``arch`` mlp, ``sleep`` None = full) and the
     parameters they lack (e.g. ``denoiser_layers``) set to the values the model was built with.
+    Files of posterior format 2 or older have an unguided chain: their ``guidance`` is "none".
     Other values (and anything malformed, for :func:`ddvi.saved_config.validate` to refuse) are
     returned as they are."""
+    return _unguided(_model_section(config, where))
+
+
+def _unguided(config: Any) -> Any:
+    """``guidance="none"`` where a configuration of posterior format <= 2 does not say."""
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or \
+            not isinstance(config.get("options"), dict):
+        return config
+    fmt = config["options"].get("posterior_format", 1)
+    diffusion = config["model"].get("diffusion", {})
+    if not isinstance(fmt, int) or fmt >= 3 or not isinstance(diffusion, dict) or \
+            "guidance" in diffusion:
+        return config
+    model = {**config["model"], "diffusion": {**diffusion, "guidance": "none"}}
+    params = config.get("params")
+    if isinstance(params, dict) and "guidance" not in params:
+        params = {**params, "guidance": "none"}
+    return {**config, "model": model, "params": params}
+
+
+def _model_section(config: Any, where: str) -> Any:
+    """Files written before the ModelConfig layout: ``options.build`` becomes ``model``."""
     if not isinstance(config, dict) or "model" in config:
         return config
     options = config.get("options")
@@ -236,10 +262,11 @@ def upgrade_config(config: Any, where: str = "") -> Any:
 
 
 def _check_posterior_format(method: str, options: _Options, file: Path, fix: str) -> None:
-    if method == "ddvi" and options.posterior_format < POSTERIOR_FORMAT:
+    if method == "ddvi" and options.posterior_format < OLDEST_POSTERIOR_FORMAT:
         raise CheckpointError(f"{file} holds a DDVI model of posterior format "
                               f"{options.posterior_format} (ddvi before the standardised chain); "
-                              f"this ddvi reads format {POSTERIOR_FORMAT}: {fix}")
+                              f"this ddvi reads formats {OLDEST_POSTERIOR_FORMAT}-"
+                              f"{POSTERIOR_FORMAT}: {fix}")
 
 
 def _check_config_copy(file: Path, config: dict[str, Any]) -> None:

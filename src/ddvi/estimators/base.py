@@ -82,7 +82,8 @@ class BaseDDVI(TransformerMixin, BaseEstimator):
                  standardize: bool = False, seed: int = 0, verbose: bool = True,
                  run_dir: str | None = None, checkpoint_every: int = 1, arch: str = "mlp",
                  beta_start: float | None = None, beta_end: float | None = None,
-                 threads: int | str = "auto", device: str = "auto", compile: bool = False):
+                 threads: int | str = "auto", device: str = "auto", compile: bool = False,
+                 guidance: str = "prior"):
         _store(self, locals())
 
     # ---- data ---------------------------------------------------------------------------------

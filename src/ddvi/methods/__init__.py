@@ -51,6 +51,7 @@ class PosteriorArgs:
     learn_variance: bool = True
     beta_start: float | None = None
     beta_end: float | None = None
+    guidance: str = "none"
     sleep: str = "none"
 
     def context(self, default: int = 10) -> int:
@@ -90,7 +91,7 @@ def diffusion_posterior(a: PosteriorArgs) -> Posterior:
                               context_dim=a.context(0 if a.sleep == "latent" else 10),
                               denoiser_hidden=a.denoiser_hidden, denoiser_layers=a.denoiser_layers,
                               learn_variance=a.learn_variance, beta_start=a.beta_start,
-                              beta_end=a.beta_end)
+                              beta_end=a.beta_end, guidance=a.guidance)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def build_method(method: str | ModelConfig, n_features: int, *, prior: str | Pri
     DDVI's chain: ``timesteps`` T, ``schedule`` (linear | geometric | cosine) with end points
     ``beta_start``, ``beta_end`` (defaults in :func:`ddvi.diffusion.make_betas`; every
     beta_t <= 0.5), a denoiser of ``denoiser_layers`` x ``denoiser_hidden`` units and, with
-    ``learn_variance``, learned step variances.
+    ``learn_variance``, learned step variances; ``guidance`` (none | prior | joint, default
+    prior): the model's score that the denoiser sees at each step.
     """
     instance = prior if isinstance(prior, Prior) else None
     if isinstance(prior, str):
@@ -198,7 +200,8 @@ def _build(config: ModelConfig, n_features: int, prior: Prior | None) -> Method:
         encoder=encoder, context_dim=net.context_dim, timesteps=chain.timesteps,
         schedule=chain.schedule, denoiser_hidden=net.denoiser_hidden,
         denoiser_layers=net.denoiser_layers, learn_variance=chain.learn_variance,
-        beta_start=chain.beta_start, beta_end=chain.beta_end, sleep=obj.sleep))
+        beta_start=chain.beta_start, beta_end=chain.beta_end, guidance=chain.guidance,
+        sleep=obj.sleep))
     settings = spec.settings(n_features, obj.beta_reg, obj.prior_weight, sleep=obj.sleep,
                              beta_diff=obj.beta_diff, sleep_steps=obj.sleep_steps,
                              fantasy=obj.fantasy)

@@ -74,6 +74,9 @@ class Method(nn.Module):
         super().__init__()
         self.prior, self.likelihood = prior, likelihood
         self.decoder, self.posterior = decoder, posterior
+        attach = getattr(posterior, "attach_model", None)
+        if attach is not None:  # a posterior guided by the model's score (DDVI's chain)
+            attach(self)
         if name is not None:
             self.name = name
 

@@ -166,11 +166,14 @@ class _TabulatedPrior(_RecipePrior):
         fx, fy = (z[:, 0] - meta.lo_x) / meta.spacing, (z[:, 1] - meta.lo_y) / meta.spacing
         dens = _bilinear(self._table, fx, fy)
         pos = dens > 0
+        # A finite floor, not -inf: exp(-inf - -inf) would make the score's gradient NaN.
         log_tab = torch.where(pos, torch.log(torch.where(pos, dens, torch.ones_like(dens))),
-                              torch.full_like(dens, -math.inf))
+                              torch.full_like(dens, -1e30))
         cx, cy = fx.clamp(0, nx - 1), fy.clamp(0, ny - 1)
         outside = ((fx - cx).pow(2) + (fy - cy).pow(2) + 1e-20).sqrt() * meta.spacing
         d = _bilinear(self._distance, cx, cy) + outside
         h = max(self._kernel_bandwidths())
-        return torch.logaddexp(log_tab, meta.log_tau - d.pow(2) / (2 * h * h))
+        log_tail = meta.log_tau - d.pow(2) / (2 * h * h)
+        top = torch.maximum(log_tab, log_tail).detach()
+        return top + torch.log(torch.exp(log_tab - top) + torch.exp(log_tail - top))
 
