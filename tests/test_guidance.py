@@ -116,6 +116,22 @@ def test_guided_sleep_losses_are_finite_and_reach_the_denoiser(sleep):
     assert model.posterior.denoiser.out.weight.grad.abs().sum() > 0
 
 
+def test_auto_guidance_is_the_prior_score_unless_the_prior_is_gaussian():
+    from ddvi.methods import resolve_guidance
+    from ddvi.tasks.clustering import build_mixture_clustering
+
+    def guidance(**kw):
+        return build_method("ddvi", 4, hidden=(8,), timesteps=2, **kw).posterior.guidance
+
+    assert guidance(prior="pinwheel") == "prior"
+    assert guidance(prior="gaussian") == "none"
+    assert guidance(prior="gaussian", guidance="joint") == "joint"
+    assert build_mixture_clustering("ddvi", 4, 3, hidden=(8,), timesteps=2).posterior.guidance \
+        == "prior"
+    with pytest.raises(ValueError, match="unknown guidance 'yes'.*auto"):
+        resolve_guidance("yes", get_prior("gaussian"))
+
+
 def data() -> np.ndarray:
     return (np.random.default_rng(0).random((32, 6)) > 0.5).astype("float32")
 
@@ -124,7 +140,8 @@ def test_saved_guided_model_round_trips(tmp_path):
     model = DDVI(prior="pinwheel", hidden=(8,), epochs=1, timesteps=3, denoiser_hidden=8,
                  verbose=False).fit(data())
     loaded = DDVI.load(model.save(tmp_path / "m"))
-    assert loaded.guidance == "prior" and loaded.config_.diffusion.guidance == "prior"
+    assert loaded.guidance == "auto" and loaded.config_.diffusion.guidance == "auto"
+    assert loaded.method_.posterior.guidance == "prior"
     np.testing.assert_allclose(loaded.transform(data()), model.transform(data()), atol=1e-6)
 
 

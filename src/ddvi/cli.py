@@ -77,10 +77,11 @@ def fit(
                                                         "(default 1e-3)"),
     beta_end: float | None = typer.Option(None, help="last noise level beta_T, in (0, 0.5] "
                                                       "(default min(0.5, 8/T); cosine: 0.5 cap)"),
-    guidance: str = typer.Option("prior", help="DDVI: the score the denoiser sees at each step: "
-                                               "prior (grad log p(z); default) | joint (also "
-                                               "the likelihood's; a decoder pass per step) | "
-                                               "none (the paper's chain)"),
+    guidance: str = typer.Option("auto", help="DDVI: the score the denoiser sees at each step: "
+                                              "prior (grad log p(z)) | joint (also the "
+                                              "likelihood's; a decoder pass per step) | none "
+                                              "(the paper's chain) | auto (prior unless the "
+                                              "prior is Gaussian)"),
     beta_reg: float | None = typer.Option(None, help="weight of L_reg (default: the paper's)"),
     beta_diff: float = typer.Option(1.0, help="weight of the sleep term"),
     warmup_steps: int = typer.Option(0, help="DDVI: denoiser pre-training steps on prior samples"),

@@ -84,15 +84,16 @@ class NetworkConfig(_Section):
 class DiffusionConfig(_Section):
     """DDVI's (and PIS's) chain: ``timesteps`` T, the noise ``schedule`` (linear | geometric |
     cosine) and its end points (None: :func:`ddvi.diffusion.make_betas`' defaults), whether
-    the step variances are learned, and DDVI's ``guidance`` (none | prior | joint: the score the
-    denoiser sees at each step, see :mod:`ddvi.posteriors.diffusion`)."""
+    the step variances are learned, and DDVI's ``guidance`` (auto | none | prior | joint: the
+    score the denoiser sees at each step, see :mod:`ddvi.posteriors.diffusion`; auto is prior
+    unless the prior is Gaussian)."""
 
     timesteps: int = 20
     schedule: str = "linear"
     beta_start: float | None = None
     beta_end: float | None = None
     learn_variance: bool = True
-    guidance: str = "prior"
+    guidance: str = "auto"
 
 
 @dataclass(frozen=True)

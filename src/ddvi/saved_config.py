@@ -20,16 +20,15 @@ from ddvi.config import ModelConfig
 from ddvi.convnets import ARCHS
 from ddvi.diffusion import SCHEDULES
 from ddvi.likelihoods import LIKELIHOODS
-from ddvi.methods import METHODS
+from ddvi.methods import GUIDANCE_CHOICES, METHODS
 from ddvi.methods.ddvi import SLEEP_MODES
-from ddvi.posteriors.diffusion import GUIDANCE
 from ddvi.priors import PRIORS, SamplesPrior, samples_path
 
 TASKS = ("unsupervised", "semi-supervised", "clustering")
 NAMES: dict[str, tuple[str, ...]] = {
     "method": METHODS, "prior": PRIORS, "likelihood": LIKELIHOODS, "schedule": SCHEDULES,
     "sleep": SLEEP_MODES, "fantasy": ("sample", "mean"), "arch": ARCHS,
-    "cluster_model": ("mixture", "variable"), "guidance": GUIDANCE,
+    "cluster_model": ("mixture", "variable"), "guidance": GUIDANCE_CHOICES,
 }
 """The allowed values of the named options."""
 _AT_LEAST = {"latent_dim": 1, "epochs": 1, "batch_size": 1, "timesteps": 1, "sleep_steps": 1,

@@ -47,11 +47,12 @@ COMMON = """\
     learn_variance : bool, default True
         Learn the variances of the steps of DDVI's reverse chain (False: fixed at the
         schedule's).
-    guidance : {"prior", "joint", "none"}, default "prior"
+    guidance : {"auto", "prior", "joint", "none"}, default "auto"
         What DDVI's denoiser sees at each step besides u_t and the context: the prior's score
         grad log p(z) at the chain's current point ("prior", one prior gradient per step), also
         the likelihood's ("joint", a decoder pass per step), or nothing ("none", the paper's
-        chain). The prior's score lets the amortised chain follow a structured prior's shape
+        chain). "auto": "prior" unless the prior is Gaussian (whose score adds nothing). The
+        prior's score lets the amortised chain follow a structured prior's shape
         (benchmarks/RESULTS.md, "Guidance").
     prior_weight : float or None, default None
         Weight of log p(z) in the AEVB family's loss; None: the paper's 5. DDVI uses 1.

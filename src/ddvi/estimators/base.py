@@ -83,7 +83,7 @@ class BaseDDVI(TransformerMixin, BaseEstimator):
                  run_dir: str | None = None, checkpoint_every: int = 1, arch: str = "mlp",
                  beta_start: float | None = None, beta_end: float | None = None,
                  threads: int | str = "auto", device: str = "auto", compile: bool = False,
-                 guidance: str = "prior"):
+                 guidance: str = "auto"):
         _store(self, locals())
 
     # ---- data ---------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ class SemiSupervisedDDVI(BaseDDVI):
                  run_dir: str | None = None, checkpoint_every: int = 1, arch: str = "mlp",
                  beta_start: float | None = None, beta_end: float | None = None,
                  threads: int | str = "auto", device: str = "auto", compile: bool = False,
-                 guidance: str = "prior",
+                 guidance: str = "auto",
                  alpha: float = 1000.0, labeled_batch_size: int = 32,
                  classifier_hidden: tuple[int, ...] = (1000,)):
         _store(self, locals())
@@ -230,7 +230,7 @@ class ClusteringDDVI(BaseDDVI):
                  run_dir: str | None = None, checkpoint_every: int = 1, arch: str = "mlp",
                  beta_start: float | None = None, beta_end: float | None = None,
                  threads: int | str = "auto", device: str = "auto", compile: bool = False,
-                 guidance: str = "prior",
+                 guidance: str = "auto",
                  n_clusters: int = 8, cluster_model: str = "mixture"):
         _store(self, locals())
 

@@ -18,17 +18,18 @@ from ddvi.methods.wake_sleep import SLEEP_MODES, Sleeper, WakeSleep
 from ddvi.nets import EncoderFactory
 from ddvi.posteriors.base import Posterior
 from ddvi.posteriors.deterministic import DeterministicPosterior
-from ddvi.posteriors.diffusion import DiffusionPosterior
+from ddvi.posteriors.diffusion import GUIDANCE, DiffusionPosterior
 from ddvi.posteriors.gaussian import GaussianPosterior
 from ddvi.posteriors.hierarchical import HierarchicalPosterior
 from ddvi.posteriors.iaf import IAFPosterior
 from ddvi.posteriors.pis import PISPosterior
-from ddvi.priors import Prior, get_prior
+from ddvi.priors import GaussianPrior, Prior, get_prior
 
 # AEVB-IAF, H-AEVB and PIS train AEVB's objective; only their posterior family differs (their
 # former class names stay as aliases; build_method gives the model its method's name).
 AEVBIAF = HAEVB = PIS = AEVB
 
+GUIDANCE_CHOICES = ("auto", *GUIDANCE)
 PAPER_PRIOR_WEIGHT = 5.0
 PAPER_LR = {"aaeb": 2e-4}
 
@@ -51,7 +52,7 @@ class PosteriorArgs:
     learn_variance: bool = True
     beta_start: float | None = None
     beta_end: float | None = None
-    guidance: str = "none"
+    guidance: str = "none"  # resolved: none | prior | joint
     sleep: str = "none"
 
     def context(self, default: int = 10) -> int:
@@ -162,8 +163,8 @@ def build_method(method: str | ModelConfig, n_features: int, *, prior: str | Pri
     DDVI's chain: ``timesteps`` T, ``schedule`` (linear | geometric | cosine) with end points
     ``beta_start``, ``beta_end`` (defaults in :func:`ddvi.diffusion.make_betas`; every
     beta_t <= 0.5), a denoiser of ``denoiser_layers`` x ``denoiser_hidden`` units and, with
-    ``learn_variance``, learned step variances; ``guidance`` (none | prior | joint, default
-    prior): the model's score that the denoiser sees at each step.
+    ``learn_variance``, learned step variances; ``guidance`` (auto | none | prior | joint, see
+    :func:`resolve_guidance`): the model's score that the denoiser sees at each step.
     """
     instance = prior if isinstance(prior, Prior) else None
     if isinstance(prior, str):
@@ -173,6 +174,17 @@ def build_method(method: str | ModelConfig, n_features: int, *, prior: str | Pri
     else:
         config = ModelConfig.from_flat(method=method, **settings)
     return _build(config, n_features, instance)
+
+
+def resolve_guidance(guidance: str, prior: Prior) -> str:
+    """``"auto"``: ``"prior"``, unless the prior is Gaussian, whose score -z / std^2 is affine in
+    the chain's u and adds nothing the denoiser does not see (measured: it only slowed the
+    bimodal toy's chain, benchmarks/RESULTS.md); other values are returned as they are."""
+    if guidance not in GUIDANCE_CHOICES:
+        raise ValueError(f"unknown guidance {guidance!r}; choose one of {GUIDANCE_CHOICES}")
+    if guidance != "auto":
+        return guidance
+    return "none" if isinstance(prior, GaussianPrior) else "prior"
 
 
 def _build(config: ModelConfig, n_features: int, prior: Prior | None) -> Method:
@@ -200,8 +212,8 @@ def _build(config: ModelConfig, n_features: int, prior: Prior | None) -> Method:
         encoder=encoder, context_dim=net.context_dim, timesteps=chain.timesteps,
         schedule=chain.schedule, denoiser_hidden=net.denoiser_hidden,
         denoiser_layers=net.denoiser_layers, learn_variance=chain.learn_variance,
-        beta_start=chain.beta_start, beta_end=chain.beta_end, guidance=chain.guidance,
-        sleep=obj.sleep))
+        beta_start=chain.beta_start, beta_end=chain.beta_end,
+        guidance=resolve_guidance(chain.guidance, p), sleep=obj.sleep))
     settings = spec.settings(n_features, obj.beta_reg, obj.prior_weight, sleep=obj.sleep,
                              beta_diff=obj.beta_diff, sleep_steps=obj.sleep_steps,
                              fantasy=obj.fantasy)
@@ -209,6 +221,6 @@ def _build(config: ModelConfig, n_features: int, prior: Prior | None) -> Method:
 
 
 __all__ = ["AAEB", "AEVB", "AEVBIAF", "ARCHS", "DDVI", "HAEVB", "METHODS", "METHOD_TABLE",
-           "PAPER_KL_WEIGHT", "PAPER_LR", "PAPER_PRIOR_WEIGHT", "PIS", "SLEEP_MODES",
+           "GUIDANCE_CHOICES", "PAPER_KL_WEIGHT", "PAPER_LR", "PAPER_PRIOR_WEIGHT", "PIS", "SLEEP_MODES",
            "ElboObjective", "Method", "MethodSpec", "ModelConfig", "PosteriorArgs", "Sleeper", "StepContext",
-           "WakeSleep", "build_method"]
+           "WakeSleep", "build_method", "resolve_guidance"]

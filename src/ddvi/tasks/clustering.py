@@ -112,6 +112,8 @@ def build_mixture_clustering(method: str, n_features: int, n_clusters: int = 20,
     give the means no gradient: they stay where :func:`initial_centres` put them.
     """
     dim = _latent_dim(build_kwargs)
+    if build_kwargs.get("guidance", "auto") == "auto":  # the prior will be a mixture
+        build_kwargs = {**build_kwargs, "guidance": "prior"}
     m = build_method(method, n_features, prior="gaussian", prior_options={"dim": dim}, **build_kwargs)
     m.prior = mixture_prior(n_clusters, dim, scale, spread, seed, init)
     return m
