@@ -259,13 +259,18 @@ class DiffusionPosterior(Posterior):
         return self.chain_nll((z - mean) / std, ctx, generator, (None, mean, std))
 
 
-@torch.compiler.disable
 def _score(model: Any, joint: bool, x: Tensor | None, z: Tensor) -> Tensor:
     """grad_z log p(z) (``joint`` and x given: + log p(x | z)) of ``model`` at z, without a
     graph (the guidance's score is a constant input of the chain)."""
+    score = model.prior.score(z)
+    if joint and x is not None:
+        score = score + _likelihood_score(model, x, z)
+    return score
+
+
+@torch.compiler.disable
+def _likelihood_score(model: Any, x: Tensor, z: Tensor) -> Tensor:
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
-        log_p = model.prior.log_prob(z)
-        if joint and x is not None:
-            log_p = log_p + model.likelihood.log_prob(x, model.decoder(z))
-        return torch.autograd.grad(log_p.sum(), z)[0]
+        log_lik = model.likelihood.log_prob(x, model.decoder(z))
+        return torch.autograd.grad(log_lik.sum(), z)[0]

@@ -112,6 +112,12 @@ class Prior(nn.Module, abc.ABC):
         """Log-density of each row of ``z`` (shape ``(n, dim)``), returns ``(n,)``."""
         return self._log_prob(self._validate(z))
 
+    def score(self, z: Tensor) -> Tensor:
+        """grad_z log p(z) of each row of ``z``, ``(n, dim)``, as a constant (no graph): what
+        DDVI's guided chain sees. By autograd of ``log_prob``; priors with a cheaper form
+        override it."""
+        return _autograd_score(self.log_prob, z)
+
     def partition(self, i: int) -> Prior:
         """The prior restricted to part ``i``; a single-part prior returns itself for i=0."""
         _check_index(i, self.n_partitions)
@@ -211,6 +217,9 @@ class GaussianPrior(Prior):
     def _log_prob(self, z: Tensor) -> Tensor:
         return _gaussian_log_prob(z, self.std)
 
+    def score(self, z: Tensor) -> Tensor:
+        return -z.detach() / self.std**2
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, std={self.std}"
 
@@ -266,3 +275,11 @@ class _RecipePrior(Prior):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in {**self._config(), "part": self.part}.items())
 
+
+
+@torch.compiler.disable
+def _autograd_score(log_prob: Callable[[Tensor], Tensor], z: Tensor) -> Tensor:
+    """grad_z of ``log_prob(z).sum()`` without a graph (outside any compiled region)."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        return torch.autograd.grad(log_prob(z).sum(), z)[0]
