@@ -23,7 +23,10 @@ Two probes (single runs per seed, to guide design; they prove nothing alone):
            (each x of a batch drawn K times: K trajectories per x), ``freeze_after=K`` (the
            encoder frozen after K steps: only the chain trains on), ``beta_start``/``beta_end``,
            ``dhidden`` (the denoiser's width), ``lr`` (the shared learning rate, default bound_gap.LR),
-           ``guidance`` (none | prior | joint; default: build_method's).
+           ``guidance`` (none | prior | joint; default: build_method's); ``post=score`` /
+           ``pscore`` (the first prototypes of the guidance, joint / prior score, differentiated
+           through: diverged), ``post=score_detach`` / ``pscore_detach`` (the score as a constant
+           input, as the library now does it).
            For AEVB-IAF it prints ``flow_gain``, the flow's gain over its own base Gaussian.
 
 Usage:
