@@ -82,6 +82,22 @@ def test_tables_share_fits():
     assert config_key(table_configs("table1", "cpu", [0], rows=["aevb"])[0]) != config_key(t1[0])
 
 
+def test_table9_equal_weight_rows():
+    """Table 9's plain-ELBO rows: DDVI with and without its sleep at KL weight 1, the baselines'
+    rows the very fits of Table 1 (same cache keys)."""
+    from ddvi.bench.runner import config_key
+
+    t9 = {c["row"]: c for c in table_configs("table9", "smoke", [0], priors=["square"])}
+    assert t9["ddvi-elbo"]["options"]["sleep"] == "full"
+    assert t9["ddvi-nosleep-elbo"]["options"]["sleep"] == "none"
+    for row in ("ddvi-elbo", "ddvi-nosleep-elbo", "aevb-elbo"):
+        assert t9[row]["options"]["beta_reg"] == 1.0 and t9[row]["options"]["prior_weight"] == 1.0
+    t1 = {c["row"]: c for c in table_configs("table1", "smoke", [0], priors=["square"])}
+    for row in ("aevb-elbo", "aevb-iaf-elbo", "h-aevb-elbo"):
+        assert config_key(t9[row]) == config_key(t1[row])
+    assert t1["ddvi-elbo"]["options"].get("sleep") is None
+
+
 def test_unknown_names_list_the_choices():
     with pytest.raises(ValueError, match=r"unknown table 'table4'.*table1"):
         table_configs("table4", "smoke")
